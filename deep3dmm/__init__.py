@@ -1,0 +1,26 @@
+"""deep3dmm: deep 3D morphable models over registered meshes."""
+
+from deep3dmm.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    Deep3DMMError,
+    MeshFormatError,
+    TopologyMismatchError,
+)
+from deep3dmm.mesh import Template, read_mesh, write_mesh
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "Deep3DMMError",
+    "MeshFormatError",
+    "Template",
+    "TopologyMismatchError",
+    "__version__",
+    "read_mesh",
+    "write_mesh",
+]

@@ -1,0 +1,154 @@
+"""Read and write triangle meshes (PLY ascii/binary, OBJ, OFF) without touching vertex order.
+
+Registered meshes depend on vertex order, so reading never merges, drops or
+reorders vertices (trimesh with ``process=False, maintain_order=True``).
+Quads and larger polygons are fan-triangulated by trimesh, consistently for
+every file of one topology.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from deep3dmm.atomic import atomic_path
+from deep3dmm.errors import MeshFormatError
+
+__all__ = ["read_mesh", "write_mesh", "MESH_SUFFIXES"]
+
+MESH_SUFFIXES = (".ply", ".obj", ".off")
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise MeshFormatError(
+            f"unsupported mesh format {suffix or '(no suffix)'!r}",
+            path=path,
+            fix=f"use one of {', '.join(MESH_SUFFIXES)}",
+        )
+    return suffix
+
+
+def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a triangle mesh, keeping the file's vertex order.
+
+    Args:
+        path: a ``.ply`` (ascii or binary), ``.obj`` or ``.off`` file.
+
+    Returns:
+        ``(vertices, faces)``: vertices ``(V, 3) float32`` in file order and
+        faces ``(F, 3) int64``.
+
+    Raises:
+        MeshFormatError: missing, empty, corrupt or non-mesh file, no faces,
+            face indices out of range, or non-finite coordinates.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    if not path.is_file():
+        raise MeshFormatError("file not found", path=path, fix="check the path")
+    if path.stat().st_size == 0:
+        raise MeshFormatError("file is empty", path=path, fix="re-export the mesh")
+    try:
+        loaded = trimesh.load(
+            path, file_type=suffix[1:], process=False, maintain_order=True, skip_materials=True
+        )
+    except Exception as exc:  # trimesh raises many types for corrupt input
+        raise MeshFormatError(
+            f"cannot parse {suffix[1:].upper()} file ({type(exc).__name__}: {exc})",
+            path=path,
+            fix="the file is corrupt or truncated; re-export it",
+        ) from exc
+    if isinstance(loaded, trimesh.Scene):
+        geometries = list(loaded.geometry.values())
+        if len(geometries) != 1:
+            raise MeshFormatError(
+                f"file holds {len(geometries)} geometries, expected one mesh",
+                path=path,
+                fix="export a single mesh per file",
+            )
+        loaded = geometries[0]
+    vertices = np.asarray(getattr(loaded, "vertices", np.empty((0, 3))), dtype=np.float64)
+    faces = getattr(loaded, "faces", None)
+    if vertices.ndim != 2 or vertices.shape[0] == 0:
+        raise MeshFormatError("no vertices found", path=path, fix="is this a mesh file?")
+    if faces is None or len(faces) == 0:
+        raise MeshFormatError(
+            "no faces found (a point cloud is not a mesh)",
+            path=path,
+            fix="export the mesh with its triangles",
+        )
+    faces = np.asarray(faces, dtype=np.int64)
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise MeshFormatError(
+            f"face indices out of range [0, {len(vertices)})", path=path, fix="re-export the mesh"
+        )
+    if not np.isfinite(vertices).all():
+        bad = int((~np.isfinite(vertices).all(axis=1)).sum())
+        raise MeshFormatError(
+            f"{bad} vertices have NaN or infinite coordinates",
+            path=path,
+            fix="repair or drop this mesh",
+        )
+    return np.ascontiguousarray(vertices, dtype=np.float32), faces
+
+
+def _obj_digits(vertices: np.ndarray) -> int:
+    """Decimal places that make float32 coordinates survive a text round trip exactly."""
+    magnitude = np.abs(vertices[vertices != 0])
+    if magnitude.size == 0:
+        return 8
+    # 9 significant digits identify a float32 uniquely.
+    return int(np.clip(9 - np.floor(np.log10(magnitude.min())), 8, 24))
+
+
+def _ascii_ply(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """ASCII PLY text; ``%.9g`` keeps every float32 exact (trimesh rounds to 8 decimals)."""
+    header = (
+        "ply\nformat ascii 1.0\n"
+        f"element vertex {len(vertices)}\nproperty float x\nproperty float y\nproperty float z\n"
+        f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
+    )
+    buffer = io.StringIO()
+    np.savetxt(buffer, vertices, fmt="%.9g")
+    np.savetxt(buffer, np.column_stack([np.full(len(faces), 3), faces]), fmt="%d")
+    return header + buffer.getvalue()
+
+
+def write_mesh(
+    path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, *, binary: bool = True
+) -> None:
+    """Write a triangle mesh atomically, exactly preserving float32 vertex values and order.
+
+    Args:
+        path: output file; the format follows the suffix (``.ply``, ``.obj``, ``.off``).
+        vertices: ``(V, 3)`` coordinates.
+        faces: ``(F, 3)`` vertex indices.
+        binary: binary (default) or ascii PLY; ignored for OBJ and OFF (text formats).
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    vertices = np.asarray(vertices, dtype=np.float32)
+    faces = np.asarray(faces, dtype=np.int64)
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise MeshFormatError(f"vertices must be (V, 3), got {vertices.shape}", path=path)
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise MeshFormatError(f"faces must be (F, 3), got {faces.shape}", path=path)
+    mesh = trimesh.Trimesh(vertices=vertices.astype(np.float64), faces=faces, process=False)
+    if suffix == ".ply" and binary:
+        data = trimesh.exchange.ply.export_ply(mesh, encoding="binary", include_attributes=False)
+    elif suffix == ".ply":
+        data = _ascii_ply(vertices, faces)
+    elif suffix == ".obj":
+        data = trimesh.exchange.obj.export_obj(
+            mesh, include_normals=False, include_texture=False, digits=_obj_digits(vertices)
+        )
+    else:
+        data = trimesh.exchange.off.export_off(mesh, digits=_obj_digits(vertices))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create or update .venv with deep3dmm and the given extras (sourced by demo.sh and test.sh).
+#   usage: source scripts/setup_env.sh [EXTRAS]     e.g. EXTRAS="test"
+# Needs only python3 (>= 3.10) with pip and venv; cmake and g++ for openmesh, which pip
+# builds from source. PyTorch is pinned to the CPU build (torch==2.13.0) so no CUDA wheels
+# are pulled; an already-installed torch >= 2.1 is left alone.
+# Re-running installs nothing when pyproject.toml and the extras have not changed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+EXTRAS="${1:-}"
+VENV="${DEEP3DMM_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+
+if ! "$PY" -c 'import torch, sys; v = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]); sys.exit(v < (2, 1))' 2>/dev/null; then
+  echo "[setup] installing PyTorch 2.13.0 (CPU build)"
+  "$PY" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+fi
+
+STAMP="$VENV/.deep3dmm-installed"
+WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16) extras=[$EXTRAS]"
+if [ ! -f "$STAMP" ] || ! grep -qxF "$WANT" "$STAMP" || ! "$PY" -c 'import deep3dmm, openmesh' 2>/dev/null; then
+  echo "[setup] installing deep3dmm${EXTRAS:+[$EXTRAS]} and its dependencies (openmesh builds from source: ~3 min the first time)"
+  SPEC="$ROOT"
+  [ -n "$EXTRAS" ] && SPEC="$ROOT[$EXTRAS]"
+  "$PY" -m pip install --quiet --disable-pip-version-check -e "$SPEC"
+  echo "$WANT" >> "$STAMP"
+else
+  echo "[setup] $VENV is up to date"
+fi
+export PATH="$VENV/bin:$PATH"
