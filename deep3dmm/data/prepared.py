@@ -57,6 +57,8 @@ class PreparedDatasetWriter:
         source: importer or generator name ("coma", "anny-faces", ...).
         unit: "m", "cm" or "mm".
         params: creation parameters recorded in meta.json.
+        extra_meta: further top-level meta.json entries (e.g. ``predefined_split``:
+            ``{"test": [[start, stop], ...]}`` row ranges fixed by the source).
 
     Use as a context manager::
 
@@ -74,6 +76,7 @@ class PreparedDatasetWriter:
         source: str,
         unit: str,
         params: dict | None = None,
+        extra_meta: dict | None = None,
     ):
         if unit not in UNITS:
             raise DatasetError(f"unit must be one of {sorted(UNITS)}, got {unit!r}")
@@ -83,6 +86,7 @@ class PreparedDatasetWriter:
         self.template = template
         self.capacity = int(capacity)
         self.source, self.unit, self.params = source, unit, dict(params or {})
+        self.extra_meta = dict(extra_meta or {})
         self.rows: list[IndexRow] = []
         self.skipped: list[dict[str, str]] = []
         self._digest = hashlib.sha256()
@@ -167,6 +171,7 @@ class PreparedDatasetWriter:
             "skipped": self.skipped,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
+        meta.update(self.extra_meta)
         (self._tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
@@ -179,10 +184,17 @@ def write_prepared_dataset(
     source: str,
     unit: str,
     params: dict | None = None,
+    extra_meta: dict | None = None,
 ) -> PreparedDataset:
     """Write all meshes ``(N, V, 3)`` at once; returns the opened dataset."""
     with PreparedDatasetWriter(
-        out_dir, template, len(vertices), source=source, unit=unit, params=params
+        out_dir,
+        template,
+        len(vertices),
+        source=source,
+        unit=unit,
+        params=params,
+        extra_meta=extra_meta,
     ) as writer:
         writer.add(vertices, rows)
     return PreparedDataset(out_dir)
@@ -244,6 +256,16 @@ class PreparedDataset:
                 path=self.path,
                 fix="the folder is inconsistent; re-create it",
             )
+
+    def __getstate__(self) -> dict:
+        # Pickle the path, not the memory map (DataLoader workers under spawn reopen it).
+        state = self.__dict__.copy()
+        state["vertices"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.vertices = np.load(self.path / "vertices.npy", mmap_mode="r")
 
     def _read_index(self) -> list[IndexRow]:
         path = self.path / "index.csv"
