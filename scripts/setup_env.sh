@@ -17,9 +17,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 
+# pip, without the machine-level notes about absent local index folders.
+pip_quiet() {
+  "$PY" -m pip --quiet --disable-pip-version-check "$@" 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
+}
+
 if ! "$PY" -c 'import torch, sys; v = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]); sys.exit(v < (2, 1))' 2>/dev/null; then
   echo "[setup] installing PyTorch 2.13.0 (CPU build)"
-  "$PY" -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+  pip_quiet install "torch==2.13.0"
 fi
 
 STAMP="$VENV/.deep3dmm-installed"
@@ -28,7 +33,7 @@ if [ ! -f "$STAMP" ] || ! grep -qxF "$WANT" "$STAMP" || ! "$PY" -c 'import deep3
   echo "[setup] installing deep3dmm${EXTRAS:+[$EXTRAS]} and its dependencies (openmesh builds from source: ~3 min the first time)"
   SPEC="$ROOT"
   [ -n "$EXTRAS" ] && SPEC="$ROOT[$EXTRAS]"
-  "$PY" -m pip install --quiet --disable-pip-version-check -e "$SPEC"
+  pip_quiet install -e "$SPEC"
   echo "$WANT" >> "$STAMP"
 else
   echo "[setup] $VENV is up to date"
