@@ -1,0 +1,35 @@
+"""``deep3dmm runs compare RUN... [--markdown FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from deep3dmm.commands import group
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``runs`` command group."""
+    runs = group(subparsers, "runs", "inspect and compare trained runs")
+    compare = runs.add_parser(
+        "compare",
+        help="Markdown table of test errors, parameter counts and training time",
+        description="Compare trained runs (their RUN/eval/test.json; run `deep3dmm evaluate` "
+        "first for runs trained with --no-eval).",
+    )
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    compare.add_argument("--split", default="test", choices=("train", "val", "test"))
+    compare.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
+    compare.set_defaults(func=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Print (and optionally write) the comparison table."""
+    from deep3dmm.analysis.compare import compare_runs, markdown_table
+    from deep3dmm.atomic import atomic_write_text
+
+    table = markdown_table(compare_runs(args.runs, split=args.split), split=args.split)
+    print(table, end="")
+    if args.markdown:
+        atomic_write_text(args.markdown, table)
+        print(f"wrote {args.markdown}")
+    return 0

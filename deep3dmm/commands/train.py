@@ -1,0 +1,227 @@
+"""``deep3dmm train`` and ``deep3dmm evaluate``.
+
+``deep3dmm train`` with no arguments trains the embedded default (the anny faces
+dataset, a spiral + attention autoencoder, a schedule of a few minutes on 2 CPU
+cores), evaluates it and prints where everything is. Under
+``torchrun --nproc_per_node=N -m deep3dmm train ...`` it trains with
+DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import time
+from pathlib import Path
+
+from deep3dmm.errors import ConfigError
+from deep3dmm.train.config import RunConfig, TrainConfig, load_config
+
+# The embedded default: minutes on 2 CPU cores (the published schedule is 300 epochs).
+QUICK_TRAIN = {"epochs": 20, "batch_size": 16}
+
+# Options that may change when a run is resumed; every other option must match the run.
+RESUMABLE = {("train", "epochs"), ("train", "device"), ("train", "in_memory")}
+RESUMABLE |= {("train", "num_workers"), ("train", "eval_batch_size")}
+
+# argparse destination -> (section, option)
+OPTIONS = {
+    "data": ("data", "path"),
+    "split": ("data", "protocol"),
+    "holdout": ("data", "holdout"),
+    "preset": ("model", "preset"),
+    "conv": ("model", "conv"),
+    "pool": ("model", "pool"),
+    "latent": ("model", "latent"),
+    "channels": ("model", "channels"),
+    "optimizer": ("optim", "optimizer"),
+    "lr": ("optim", "lr"),
+    "momentum": ("optim", "momentum"),
+    "lr_decay": ("optim", "lr_decay"),
+    "epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "seed": ("train", "seed"),
+    "device": ("train", "device"),
+    "in_memory": ("train", "in_memory"),
+    "workers": ("train", "num_workers"),
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train`` and ``evaluate``."""
+    train = subparsers.add_parser(
+        "train",
+        help="train an autoencoder (no arguments: the embedded default in a few minutes)",
+        description="Train a mesh autoencoder into a run folder, then evaluate it on the test "
+        "split. Without arguments: the default anny faces dataset and a spiral + attention "
+        "model for a few minutes. Options override --config, which overrides the defaults.",
+    )
+    add = train.add_argument
+    add("--data", metavar="DIR", help="prepared dataset (default: the generated anny faces)")
+    add("--config", metavar="FILE", help="TOML run configuration (see docs/training.md)")
+    add("--out", metavar="RUN", help="run folder (default: runs/<date>-<time>)")
+    add("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    add("--preset", help="model preset (coma, neural3dmm, spiralnet++, deep3dmm-spectral, "
+        "deep3dmm-spiral; default deep3dmm-spiral)")  # fmt: skip
+    add("--conv", choices=("spiral", "cheb"), help="convolution (overrides the preset)")
+    add("--pool", choices=("fixed", "attention"), help="pooling (overrides the preset)")
+    add("--latent", type=int, help="latent size (overrides the preset)")
+    add("--channels", type=_int_list, metavar="C1,C2,..", help="encoder channels per level")
+    add("--split", choices=("interpolation", "extrapolation", "identity", "random", "predefined"),
+        help="split protocol (default interpolation)")  # fmt: skip
+    add("--holdout", help="held-out sequence (extrapolation) or subject (identity)")
+    add("--epochs", type=int, help="epochs (default 300; 20 for the embedded default)")
+    add("--batch-size", type=int, help="meshes per step and process (default 32)")
+    add("--optimizer", choices=("adam", "sgd"), help="optimiser (default adam)")
+    add("--lr", type=float, help="learning rate (default 1e-3)")
+    add("--momentum", type=float, help="SGD momentum (default 0.9)")
+    add("--lr-decay", type=float, help="per-epoch learning-rate decay (default 0.99)")
+    add("--seed", type=int, help="seed of initialisation, split and shuffles (default 0)")
+    add("--device", choices=("auto", "cpu", "cuda"), help="device (default auto)")
+    add("--in-memory", choices=("auto", "yes", "no"), help="hold the train split in memory")
+    add("--workers", type=int, help="DataLoader workers when streaming (default 0)")
+    add("--no-eval", action="store_true", help="skip the test evaluation after training")
+    add("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    train.set_defaults(func=run_train)
+
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="per-vertex error in mm of a trained run",
+        description="Mean, median and std of the per-vertex Euclidean error in millimetres, "
+        "per sequence; writes RUN/eval/<split>.json and RUN/eval/<split>_per_vertex.npy.",
+    )
+    evaluate.add_argument("run", help="run folder written by `deep3dmm train`")
+    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    evaluate.add_argument("--data", metavar="DIR", help="dataset (default: the run's own)")
+    evaluate.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers like 32,32,32,64, got {text!r}"
+        ) from None
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """The options given on the command line, by config section."""
+    sections: dict[str, dict] = {}
+    for dest, (section, option) in OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            sections.setdefault(section, {})[option] = value
+    if "path" in sections.get("data", {}):
+        sections["data"]["path"] = str(Path(sections["data"]["path"]).resolve())
+    return sections
+
+
+def build_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
+    """The configuration of this invocation (resume: the stored one, checked against args)."""
+    overrides = _overrides(args)
+    if args.resume:
+        stored = load_config(run_dir / "config.toml")
+        if args.config:
+            raise ConfigError("--config cannot be combined with --resume (the run has its own)")
+        for section, values in overrides.items():
+            for option, value in values.items():
+                current = getattr(getattr(stored, section), option)
+                if (section, option) not in RESUMABLE and value != current:
+                    raise ConfigError(
+                        f"the run was trained with {section}.{option} = {current!r}, not "
+                        f"{value!r}; --resume continues the stored configuration",
+                        path=run_dir / "config.toml",
+                        fix="drop that option (only --epochs, --device, --in-memory, --workers "
+                        "may change), or start a new run with another --out",
+                    )
+        return stored.replace(train=overrides.get("train", {}))
+    if args.config:
+        base = load_config(args.config)
+    elif args.data:
+        base = RunConfig()
+    else:  # the embedded default
+        base = RunConfig(train=TrainConfig(**QUICK_TRAIN))
+    return base.replace(**overrides)
+
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train, then evaluate on the test split and print where everything is."""
+    from deep3dmm.train.distributed import shutdown_distributed
+    from deep3dmm.train.trainer import train
+
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out RUN (the run folder to continue)")
+    if args.out:
+        run_dir = Path(args.out)
+    else:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path("runs") / stamp
+    if args.resume and not (run_dir / "config.toml").is_file():
+        raise ConfigError(
+            "no run to resume here (config.toml missing)",
+            path=run_dir,
+            fix="check --out, or start the run without --resume",
+        )
+    config = build_config(args, run_dir)
+    if args.quiet:
+        logging.getLogger("deep3dmm").setLevel(logging.WARNING)
+    start = time.perf_counter()
+    try:
+        result = train(config, run_dir, resume=args.resume, quiet=args.quiet)
+    finally:
+        shutdown_distributed()
+    if not _is_main():
+        return 0
+    files_root = result.run_dir
+    print(
+        f"trained {files_root}: {result.epochs} epochs, best validation error "
+        f"{result.best_val_mm:.3f} mm (epoch {result.best_epoch}), "
+        f"{result.num_parameters:,} parameters, {result.train_seconds:.0f} s of training"
+    )
+    test_line = ""
+    if not args.no_eval:
+        from deep3dmm.analysis.evaluate import evaluate_run, format_table
+
+        evaluation = evaluate_run(files_root, split="test", device=config.train.device,
+                                  progress=not args.quiet)  # fmt: skip
+        if not args.quiet:
+            print(format_table(evaluation, max_rows=12))
+        test_line = f"\n  test error      {evaluation.mean_mm:.3f} mm mean, " + (
+            f"{evaluation.median_mm:.3f} mm median ({evaluation.num_meshes} meshes)"
+        )
+    print(
+        f"run folder        {files_root}\n"
+        f"  checkpoints     {files_root / 'checkpoints' / 'best.pt'} (best), last.pt\n"
+        f"  metrics         {files_root / 'metrics.csv'}\n"
+        f"  curves          {files_root / 'curves.png'}\n"
+        f"  evaluation      {files_root / 'eval'}{test_line}\n"
+        f"  wall time       {time.perf_counter() - start:.0f} s"
+    )
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a run on one split and print the table."""
+    from deep3dmm.analysis.evaluate import evaluate_run, format_table
+
+    result = evaluate_run(
+        args.run,
+        split=args.split,
+        data=args.data,
+        checkpoint=args.checkpoint,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    print(format_table(result))
+    print(f"wrote {Path(args.run) / 'eval' / (args.split + '.json')}")
+    return 0

@@ -1,0 +1,77 @@
+import pytest
+
+from deep3dmm.errors import ConfigError
+from deep3dmm.train.config import (
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    TrainConfig,
+    config_to_toml,
+    load_config,
+    save_config,
+)
+
+
+def test_toml_round_trip(tmp_path):
+    config = RunConfig(
+        data=DataConfig(path="/data/coma", protocol="extrapolation", holdout="bareteeth"),
+        model=ModelConfig(preset="coma", conv="cheb", latent=8, channels=(16, 16, 16, 32)),
+        optim=OptimConfig(optimizer="sgd", lr=8e-3, momentum=0.9),
+        train=TrainConfig(epochs=300, batch_size=16, seed=3),
+    )
+    save_config(config, tmp_path / "c.toml")
+    assert load_config(tmp_path / "c.toml") == config
+    text = config_to_toml(config)
+    assert "[model]" in text and "channels = [16, 16, 16, 32]" in text
+    assert "pool" not in text  # None options are left out
+
+
+def test_missing_options_take_defaults(tmp_path):
+    (tmp_path / "c.toml").write_text("[train]\nepochs = 7\n")
+    config = load_config(tmp_path / "c.toml")
+    assert config.train.epochs == 7 and config.train.batch_size == TrainConfig().batch_size
+    assert config.optim == OptimConfig()
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[trian]\nepochs = 3\n", "unknown config section"),
+        ("[train]\nepoch = 3\n", "unknown option.*epoch.*known options"),
+        ("[train]\nepochs = 'ten'\n", "train.epochs must be an integer"),
+        ("[train]\nepochs = 0\n", "train.epochs must be >= 1"),
+        ("[model]\nconv = 'gcn'\n", "model.conv must be 'spiral' or 'cheb'"),
+        ("[model]\nchannels = [16, 'a']\n", "list of integers"),
+        ("[optim]\noptimizer = 'rmsprop'\n", "optim.optimizer must be one of"),
+        ("[optim]\nlr = -1.0\n", "optim.lr must be a positive"),
+        ("[data]\nprotocol = 'leave-one-out'\n", "data.protocol must be one of"),
+        ("[train\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_file_and_option(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config("/nonexistent/run.toml")
+
+
+def test_replace_checks_types():
+    config = RunConfig().replace(train={"epochs": 4}, model={"latent": 8})
+    assert config.train.epochs == 4 and config.model.latent == 8
+    with pytest.raises(ConfigError, match="train.batch_size must be an integer"):
+        RunConfig().replace(train={"batch_size": 2.5})
+
+
+def test_model_build_kwargs_only_explicit():
+    assert ModelConfig(preset="coma").build_kwargs() == {}
+    assert ModelConfig(conv="cheb", top_k=[4, 8]).build_kwargs() == {
+        "conv": "cheb",
+        "top_k": (4, 8),
+    }
