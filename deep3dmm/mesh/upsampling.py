@@ -57,7 +57,8 @@ def up_matrix(
         mesh = trimesh.Trimesh(coarse, coarse_faces, process=False, validate=False)
         closest, _, triangle = trimesh.proximity.closest_point(mesh, fine[query])
         corners = coarse_faces[triangle]  # (Q, 3)
-        weights = trimesh.triangles.points_to_barycentric(coarse[corners], closest)  # (Q, 3)
+        with np.errstate(divide="ignore", invalid="ignore"):  # degenerate triangles -> NaN
+            weights = trimesh.triangles.points_to_barycentric(coarse[corners], closest)  # (Q, 3)
         bad = ~np.isfinite(weights).all(axis=1)
         if bad.any():  # degenerate triangle: the nearest of its corners takes all weight
             distance = np.linalg.norm(coarse[corners[bad]] - closest[bad, None], axis=2)
