@@ -249,7 +249,7 @@ class Trainer:
         *,
         context: DistributedContext | None = None,
         quiet: bool = False,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = l1_loss,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ):
         self.setup = setup
         self.config = setup.config
@@ -257,7 +257,7 @@ class Trainer:
         self.context = context or DistributedContext()
         self.device = self.context.device
         self.quiet = quiet
-        self.loss_fn = loss_fn
+        self.loss_fn = loss_fn or l1_loss
         model, _ = build_model(self.config, setup.hierarchy)
         self.model = model.to(self.device)
         self.num_parameters = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
