@@ -200,7 +200,8 @@ def spiral_indices(
     ring_rows, ring_cols = np.nonzero(ring >= 0)
     chunks_rows, chunks_values = [centres, ring_rows], [centres, ring[ring_rows, ring_cols]]
     count = 1 + valence
-    seen = np.unique(np.concatenate([centres * n + centres, ring_rows * n + ring[ring >= 0]]))
+    # Sorted (row, vertex) keys of every entry so far (unique by construction).
+    seen = np.sort(np.concatenate([centres * n + centres, ring_rows * n + ring[ring >= 0]]))
     last_rows, last_values = ring_rows, ring[ring_rows, ring_cols]  # last ring, ordered by row
 
     while len(last_rows):
@@ -230,7 +231,7 @@ def spiral_indices(
         chunks_rows.append(rows)
         chunks_values.append(values)
         count += np.bincount(rows, minlength=n)
-        seen = np.union1d(seen, rows * n + values)
+        seen = np.sort(np.concatenate([seen, rows * n + values]))
         last_rows, last_values = rows, values
 
     rows = np.concatenate(chunks_rows)
