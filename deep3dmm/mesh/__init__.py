@@ -3,6 +3,7 @@
 from deep3dmm.mesh import shapes
 from deep3dmm.mesh.decimation import down_matrix, quadric_decimation
 from deep3dmm.mesh.hierarchy import MeshHierarchy, default_cache_dir
+from deep3dmm.mesh.hierarchy_benchmark import benchmark_hierarchy
 from deep3dmm.mesh.info import MeshInfo, mesh_info
 from deep3dmm.mesh.io import MESH_SUFFIXES, read_mesh, write_mesh
 from deep3dmm.mesh.laplacian import scaled_laplacian
@@ -16,6 +17,7 @@ __all__ = [
     "MeshInfo",
     "Template",
     "UNITS",
+    "benchmark_hierarchy",
     "default_cache_dir",
     "down_matrix",
     "guess_unit",
