@@ -292,3 +292,12 @@ def test_benchmark_hierarchy_reports_timings():
     assert result["num_vertices"] == [42, 21] and result["repeats"] == 2
     assert 0 < result["build_min_s"] <= result["build_s"]
     assert 0 < result["cached_load_min_s"] <= result["cached_load_s"]
+
+
+def test_decimation_that_cannot_reach_its_target_warns(caplog):
+    # A closed surface cannot collapse below a tetrahedron.
+    with caplog.at_level("WARNING", logger="deep3dmm.mesh.decimation"):
+        h = MeshHierarchy.build(shapes.icosphere(0), factors=(12,), spiral_length=9)
+    assert h.num_vertices == [12, 4] and h.num_faces == [20, 4]
+    assert "stopped at 4 vertices instead of 1" in caplog.text
+    assert h.spirals[1].shape == (4, 9) and h.spirals[1].max() < 4
