@@ -9,6 +9,7 @@ from deep3dmm.errors import (
     TopologyMismatchError,
 )
 from deep3dmm.mesh import Template, read_mesh, write_mesh
+from deep3dmm.nn import MeshAutoencoder
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "Deep3DMMError",
+    "MeshAutoencoder",
     "MeshFormatError",
     "Template",
     "TopologyMismatchError",

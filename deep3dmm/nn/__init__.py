@@ -1,0 +1,28 @@
+"""Neural network layers and the mesh autoencoder.
+
+Spiral (SpiralNet++) and Chebyshev (COMA) convolutions, fixed (D/U) and learned attention
+(Deep3DMM) pooling, and :class:`MeshAutoencoder` with the published presets.
+"""
+
+from deep3dmm.nn.allocator import reuse_freed_memory
+from deep3dmm.nn.attention_pool import AttentionPool
+from deep3dmm.nn.autoencoder import ACTIVATIONS, CONVS, POOLS, MeshAutoencoder
+from deep3dmm.nn.cheb_conv import ChebConv
+from deep3dmm.nn.fixed_pool import FixedPool
+from deep3dmm.nn.presets import PRESET_HIERARCHY, PRESETS, build_preset
+from deep3dmm.nn.spiral_conv import SpiralConv
+
+__all__ = [
+    "ACTIVATIONS",
+    "AttentionPool",
+    "CONVS",
+    "ChebConv",
+    "FixedPool",
+    "MeshAutoencoder",
+    "POOLS",
+    "PRESETS",
+    "PRESET_HIERARCHY",
+    "SpiralConv",
+    "build_preset",
+    "reuse_freed_memory",
+]

@@ -1,0 +1,288 @@
+"""Learned attention aggregation between mesh levels (Deep3DMM)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from deep3dmm.errors import ConfigError, TopologyMismatchError
+from deep3dmm.nn.sparse import (
+    constant_spmm,
+    csr_from_buffers,
+    from_vertex_major,
+    learned_spmm,
+    register_csr,
+    to_vertex_major,
+)
+
+__all__ = ["AttentionPool", "ATTENTION_MODES", "NORMALIZATIONS"]
+
+log = logging.getLogger(__name__)
+
+ATTENTION_MODES = ("fused", "learned", "prior")
+NORMALIZATIONS = ("l1", "softmax")
+_FROZEN = (
+    "frozen_crow",
+    "frozen_col",
+    "frozen_val",
+    "frozen_t_crow",
+    "frozen_t_col",
+    "frozen_t_val",
+)
+
+
+class AttentionPool(nn.Module):
+    r"""Learned attention aggregation between mesh levels (Deep3DMM).
+
+    Chen & Kim, "Learning Feature Aggregation for Deep 3D Morphable Models", CVPR 2021.
+
+    Trainable keys :math:`K \in \mathbb{R}^{d \times V_{in}}` and queries
+    :math:`Q \in \mathbb{R}^{d \times V_{out}}` score every (output, input) vertex pair by
+    cosine similarity; each output row keeps its top-k scores, normalised to sum to one:
+
+    .. math::
+        S_{ij} = \max(0, \cos(Q_{:,i}, K_{:,j})),\qquad
+        A_{ij} = \frac{S_{ij}}{\sum_{j' \in \mathrm{top}_k(i)} S_{ij'}}
+        \;(j \in \mathrm{top}_k(i)),\; 0 \text{ otherwise}
+
+    The learned mapping is fused with the fixed prior :math:`M` (D or U) by a learnable
+    2-vector :math:`w`: :math:`P = (w_0 M + w_1 A) / (w_0 + w_1)`, and :math:`Y_b = P X_b`.
+
+    :math:`P` does not depend on the input: it is computed once per forward for the whole
+    batch, built sparsely from the top-k indices (the dense score matrix has no batch
+    dimension and is computed in row chunks), and after training :meth:`freeze` turns it into
+    a constant sparse buffer, so inference costs one sparse product like :class:`FixedPool`.
+
+    Initialisation (as the paper): the first three rows of ``K`` and ``Q`` hold the vertex
+    positions standardised with the full mesh's mean/std and scaled by 0.1, the other rows
+    are uniform in [0, 0.1); uniform noise in [0, ``noise``) is added to all rows.
+
+    Args:
+        in_vertices: ``(V_in, 3)`` positions of the input level.
+        out_vertices: ``(V_out, 3)`` positions of the output level.
+        prior: ``(V_out, V_in)`` fixed mapping (D or U); required unless ``mode="learned"``.
+        top_k: learned non-zeros per output row (clamped to ``V_in``); 8 down, 32 up in the paper.
+        dim: ``d``, the key/query dimension (>= 3).
+        prior_weight: initial ``w_0``; ``w_1`` starts at ``1 - prior_weight``.
+        mode: ``"fused"`` (prior + learned, the paper), ``"learned"`` (no prior) or
+            ``"prior"`` (the fixed matrix only: an ablation equal to :class:`FixedPool`).
+        normalize: ``"l1"`` (the paper) or ``"softmax"`` over each row's top-k scores.
+        mean: ``(3,)`` standardisation mean (the full mesh's); defaults to ``in_vertices``'.
+        std: ``(3,)`` standardisation std; defaults to ``in_vertices``'.
+        noise: width of the uniform initialisation noise.
+        chunk_rows: output rows per chunk of the dense ``(rows, V_in)`` score matrix.
+
+    Shapes:
+        - input: ``(B, V_in, C)``
+        - output: ``(B, V_out, C)``
+    """
+
+    def __init__(
+        self,
+        in_vertices,
+        out_vertices,
+        prior=None,
+        *,
+        top_k: int,
+        dim: int = 21,
+        prior_weight: float = 0.8,
+        mode: str = "fused",
+        normalize: str = "l1",
+        mean=None,
+        std=None,
+        noise: float = 0.01,
+        chunk_rows: int = 2048,
+    ):
+        super().__init__()
+        if mode not in ATTENTION_MODES:
+            raise ConfigError(f"AttentionPool: mode must be one of {ATTENTION_MODES}, got {mode!r}")
+        if normalize not in NORMALIZATIONS:
+            raise ConfigError(
+                f"AttentionPool: normalize must be one of {NORMALIZATIONS}, got {normalize!r}"
+            )
+        if int(dim) < 3:
+            raise ConfigError(
+                f"AttentionPool: dim must be >= 3 (the first 3 rows hold positions), got {dim}"
+            )
+        if int(top_k) < 1:
+            raise ConfigError(f"AttentionPool: top_k must be >= 1, got {top_k}")
+        in_vertices = np.asarray(in_vertices, dtype=np.float64)
+        out_vertices = np.asarray(out_vertices, dtype=np.float64)
+        self.in_vertices, self.out_vertices = len(in_vertices), len(out_vertices)
+        if prior is None and mode != "learned":
+            raise ConfigError(
+                f"AttentionPool: mode {mode!r} needs the fixed prior matrix",
+                fix="pass prior=hierarchy.down[level] (or up), or use mode='learned'",
+            )
+        if prior is not None:
+            if tuple(prior.shape) != (self.out_vertices, self.in_vertices):
+                raise ConfigError(
+                    f"AttentionPool: prior has shape {tuple(prior.shape)}, expected "
+                    f"({self.out_vertices}, {self.in_vertices})"
+                )
+            register_csr(self, "prior", prior)
+        self.has_prior = prior is not None
+        self.mode = mode
+        self.normalize = normalize
+        self.dim = int(dim)
+        self.top_k = min(int(top_k), self.in_vertices)
+        if self.top_k < int(top_k):
+            log.debug("AttentionPool: top_k %d clamped to V_in=%d", top_k, self.in_vertices)
+        self.chunk_rows = int(chunk_rows)
+        self.frozen = False
+        if mode == "prior":
+            return
+        mean = in_vertices.mean(0) if mean is None else np.asarray(mean, dtype=np.float64)
+        std = in_vertices.std(0) if std is None else np.asarray(std, dtype=np.float64)
+        std = np.where(std > 0, std, 1.0)
+        self.keys = nn.Parameter(self._init_rows(in_vertices, mean, std, noise))  # (d, V_in)
+        self.queries = nn.Parameter(self._init_rows(out_vertices, mean, std, noise))  # (d, V_out)
+        self.weight = nn.Parameter(torch.tensor([prior_weight, 1.0 - prior_weight]))  # (2,)
+        self.register_buffer(
+            "row_pointers", torch.arange(0, self.out_vertices * self.top_k + 1, self.top_k)
+        )
+
+    def _init_rows(self, positions: np.ndarray, mean, std, noise: float) -> Tensor:
+        rows = torch.rand(self.dim, len(positions)) * 0.1  # U[0, 0.1)
+        rows[:3] = torch.from_numpy(((positions - mean) / std * 0.1).T.astype(np.float32))
+        return rows + torch.rand_like(rows) * noise
+
+    # ------------------------------------------------------------------ the learned mapping
+    def _coefficients(self) -> tuple[Tensor, Tensor]:
+        """``(c0, c1) = (w0, w1) / (w0 + w1)``; ``(0, 1)`` without a prior."""
+        if self.mode == "learned":
+            one = torch.ones((), device=self.keys.device)
+            return one * 0, one
+        total = self.weight.sum()
+        return self.weight[0] / total, self.weight[1] / total
+
+    def attention(self) -> tuple[Tensor, Tensor]:
+        """The learned head ``A``: top-k column indices and their normalised weights.
+
+        Returns:
+            ``(indices (V_out, k) long, sorted per row; weights (V_out, k))``; ``weights``
+            carries gradients to the keys and queries.
+        """
+        if self.mode == "prior" or self.frozen:
+            raise ConfigError(
+                f"AttentionPool: no learned head (mode={self.mode!r}, frozen={self.frozen})"
+            )
+        keys = F.normalize(self.keys, dim=0)  # (d, V_in)
+        queries = F.normalize(self.queries, dim=0)  # (d, V_out)
+        with torch.no_grad():
+            index = torch.empty(self.out_vertices, self.top_k, dtype=torch.long, device=keys.device)
+            for start in range(0, self.out_vertices, self.chunk_rows):
+                stop = min(start + self.chunk_rows, self.out_vertices)
+                scores = queries[:, start:stop].t() @ keys  # (rows, V_in), no batch dim
+                index[start:stop] = scores.topk(self.top_k, dim=1, sorted=False).indices
+            index = index.sort(dim=1).values
+        picked = keys.t()[index]  # (V_out, k, d)
+        scores = (picked * queries.t().unsqueeze(1)).sum(-1).clamp_min(0.0)  # (V_out, k)
+        if self.normalize == "l1":
+            weights = scores / scores.sum(1, keepdim=True).clamp_min(1e-12)
+        else:
+            weights = torch.softmax(scores, dim=1)
+        return index, weights
+
+    def mapping(self) -> Tensor:
+        """The current ``P`` as a coalesced sparse COO tensor ``(V_out, V_in)`` (detached)."""
+        shape = (self.out_vertices, self.in_vertices)
+        if self.frozen:
+            return csr_from_buffers(self, "frozen").detach().to_sparse_coo().coalesce()
+        parts_i, parts_v = [], []
+        with torch.no_grad():
+            if self.has_prior and self.mode != "learned":
+                prior = csr_from_buffers(self, "prior").to_sparse_coo().coalesce()
+                c0 = self._coefficients()[0] if self.mode == "fused" else 1.0
+                parts_i.append(prior.indices())
+                parts_v.append(prior.values() * c0)
+            if self.mode != "prior":
+                index, weights = self.attention()
+                rows = torch.arange(self.out_vertices, device=index.device)
+                rows = rows.repeat_interleave(self.top_k)
+                parts_i.append(torch.stack([rows, index.reshape(-1)]))
+                parts_v.append(weights.reshape(-1) * self._coefficients()[1])
+            return torch.sparse_coo_tensor(
+                torch.cat(parts_i, 1), torch.cat(parts_v), shape
+            ).coalesce()
+
+    # ------------------------------------------------------------------ freezing
+    def freeze(self) -> None:
+        """Materialise ``P`` as constant sparse buffers and drop keys, queries and ``w``.
+
+        The outputs stay equal to the unfrozen module's (within float rounding); the frozen
+        module's ``state_dict`` holds the mapping, not the attention parameters.
+        """
+        if self.frozen:
+            return
+        p = self.mapping()
+        keep = p.values() != 0  # exact zeros (e.g. w1 = 0) are not stored
+        indices, values = p.indices()[:, keep].cpu().numpy(), p.values()[keep].cpu().numpy()
+        import scipy.sparse as sp
+
+        matrix = sp.csr_matrix(
+            (values, (indices[0], indices[1])), shape=(self.out_vertices, self.in_vertices)
+        )
+        device = p.device
+        for name in ("keys", "queries", "weight"):
+            if hasattr(self, name):
+                delattr(self, name)
+        if hasattr(self, "row_pointers"):
+            delattr(self, "row_pointers")
+        register_csr(self, "frozen", matrix)
+        for name in (*_FROZEN, "frozen_shape"):
+            setattr(self, name, getattr(self, name).to(device))
+        self.frozen = True
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A frozen mapping's nnz depends on the trained weights: adopt the stored sizes.
+        if self.frozen:
+            for name in _FROZEN:
+                stored = state_dict.get(prefix + name)
+                if stored is not None and stored.shape != getattr(self, name).shape:
+                    setattr(self, name, torch.empty_like(stored, device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: Tensor) -> Tensor:
+        """Aggregate ``x`` of shape ``(B, V_in, C)`` to ``(B, V_out, C)``."""
+        if x.ndim != 3 or x.shape[1] != self.in_vertices:
+            raise TopologyMismatchError(
+                f"AttentionPool expected input (B, {self.in_vertices}, C), "
+                f"received {tuple(x.shape)}",
+                fix="pass features of the level this pooling was built for",
+            )
+        x2 = to_vertex_major(x)  # (V_in, B*C)
+        if self.frozen:
+            a = csr_from_buffers(self, "frozen")
+            y = constant_spmm(a, csr_from_buffers(self, "frozen", transpose=True), x2)
+            return from_vertex_major(y, x.shape[0])
+        y = None
+        if self.mode in ("fused", "prior"):
+            prior = csr_from_buffers(self, "prior")
+            y = constant_spmm(prior, csr_from_buffers(self, "prior", transpose=True), x2)
+            if self.mode == "prior":
+                return from_vertex_major(y, x.shape[0])
+        c0, c1 = self._coefficients()
+        index, weights = self.attention()
+        learned = learned_spmm(
+            self.row_pointers,
+            index.reshape(-1),
+            weights.reshape(-1).to(x2.dtype),
+            (self.out_vertices, self.in_vertices),
+            x2,
+        )  # (V_out, B*C)
+        y = c1 * learned if y is None else c0 * y + c1 * learned
+        return from_vertex_major(y, x.shape[0])
+
+    def extra_repr(self) -> str:
+        """Key hyperparameters for ``repr``."""
+        return (
+            f"in_vertices={self.in_vertices}, out_vertices={self.out_vertices}, "
+            f"top_k={self.top_k}, dim={self.dim}, mode={self.mode!r}, "
+            f"normalize={self.normalize!r}, frozen={self.frozen}"
+        )

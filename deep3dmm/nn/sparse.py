@@ -1,0 +1,180 @@
+"""Sparse-matrix helpers shared by the pooling and Chebyshev layers.
+
+Constant operators (D, U, the rescaled Laplacian, a frozen attention mapping) are kept as
+three dense buffers per matrix (CSR row pointers, column indices, values) plus the same three
+for the transpose, so ``.to(device)``, ``state_dict`` and checkpoints carry them like any other
+tensor, and the backward pass ``dL/dx = A^T dL/dy`` is one more CSR product, never a scatter.
+
+Learned operators (the attention head) change every step; :func:`learned_spmm` multiplies by a
+CSR matrix whose values carry gradients, using sampled dense-dense products (SDDMM) for the
+value gradient, so nothing of size ``nnz x B x C`` or ``V_out x V_in x B`` is ever built.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "csr_parts",
+    "register_csr",
+    "csr_from_buffers",
+    "constant_spmm",
+    "learned_spmm",
+    "to_vertex_major",
+    "from_vertex_major",
+]
+
+# CSR products are used deliberately (and validated at construction): silence the beta notices.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+
+
+def csr_parts(matrix) -> tuple[Tensor, Tensor, Tensor]:
+    """Canonical CSR arrays ``(crow (R+1,), col (nnz,), val (nnz,))`` of a scipy/torch matrix.
+
+    Duplicates are summed and column indices sorted within each row.
+    """
+    if isinstance(matrix, Tensor):
+        matrix = matrix.detach().cpu()
+        if matrix.layout != torch.strided:
+            matrix = matrix.to_dense()
+        matrix = sp.csr_matrix(matrix.numpy())
+    csr = sp.csr_matrix(matrix, dtype=np.float64)
+    csr.sum_duplicates()
+    csr.sort_indices()
+    return (
+        torch.from_numpy(csr.indptr.astype(np.int64)),
+        torch.from_numpy(csr.indices.astype(np.int64)),
+        torch.from_numpy(csr.data.astype(np.float32)),
+    )
+
+
+def register_csr(module: nn.Module, name: str, matrix, *, transpose: bool = True) -> None:
+    """Register ``matrix`` (and, by default, its transpose) as CSR buffers on ``module``.
+
+    Buffers: ``{name}_crow``, ``{name}_col``, ``{name}_val`` and, with ``transpose``,
+    ``{name}_t_crow``, ``{name}_t_col``, ``{name}_t_val``. The shape is stored as the buffer
+    ``{name}_shape`` (a 2-element LongTensor) so a checkpoint is self-describing.
+    """
+    crow, col, val = csr_parts(matrix)
+    shape = (len(crow) - 1, int(matrix.shape[1]))
+    module.register_buffer(f"{name}_crow", crow)
+    module.register_buffer(f"{name}_col", col)
+    module.register_buffer(f"{name}_val", val)
+    module.register_buffer(f"{name}_shape", torch.tensor(shape, dtype=torch.long))
+    if transpose:
+        csr = sp.csr_matrix((val.numpy(), col.numpy(), crow.numpy()), shape=shape)
+        t_crow, t_col, t_val = csr_parts(csr.T)
+        module.register_buffer(f"{name}_t_crow", t_crow)
+        module.register_buffer(f"{name}_t_col", t_col)
+        module.register_buffer(f"{name}_t_val", t_val)
+
+
+def csr_from_buffers(module: nn.Module, name: str, *, transpose: bool = False) -> Tensor:
+    """The ``torch.sparse_csr_tensor`` view of buffers registered by :func:`register_csr`."""
+    rows, cols = (int(s) for s in getattr(module, f"{name}_shape").tolist())
+    prefix = f"{name}_t" if transpose else name
+    if transpose:
+        rows, cols = cols, rows
+    return torch.sparse_csr_tensor(
+        getattr(module, f"{prefix}_crow"),
+        getattr(module, f"{prefix}_col"),
+        getattr(module, f"{prefix}_val"),
+        (rows, cols),
+        check_invariants=False,
+    )
+
+
+def _mm(a: Tensor, x: Tensor) -> Tensor:
+    if a.dtype != x.dtype:
+        a = a.to(x.dtype)
+    return torch.sparse.mm(a, x)
+
+
+class _ConstantSpMM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
+        ctx.a_t = a_t
+        return _mm(a, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, None, _mm(ctx.a_t, grad.contiguous())
+
+
+def constant_spmm(a: Tensor, a_t: Tensor | None, x: Tensor) -> Tensor:
+    """``A @ x`` for a constant sparse CSR ``A`` whose transpose ``a_t`` serves the backward.
+
+    Args:
+        a: sparse CSR ``(R, N)``.
+        a_t: sparse CSR ``(N, R)`` equal to ``A^T`` (pass ``a`` itself for symmetric ``A``).
+        x: dense ``(N, F)``.
+
+    Returns:
+        dense ``(R, F)``.
+    """
+    if a_t is None:
+        return _mm(a, x)
+    return _ConstantSpMM.apply(a, a_t, x)
+
+
+class _LearnedSpMM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, crow, col, values, shape, x):
+        a = torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+        ctx.save_for_backward(crow, col, values, x)
+        ctx.shape = shape
+        return torch.sparse.mm(a, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        crow, col, values, x = ctx.saved_tensors
+        rows, cols = ctx.shape
+        grad = grad.contiguous()
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[2]:
+            pattern = torch.sparse_csr_tensor(
+                crow, col, torch.ones_like(values), ctx.shape, check_invariants=False
+            )
+            # SDDMM: (grad @ x^T) sampled at the pattern: dL/dA_ij = <grad_i, x_j>.
+            grad_values = torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
+        if ctx.needs_input_grad[4]:
+            counts = crow[1:] - crow[:-1]
+            row = torch.repeat_interleave(torch.arange(rows, device=crow.device), counts)
+            order = torch.argsort(col * rows + row)  # transpose: sort by (col, row)
+            t_crow = torch.zeros(cols + 1, dtype=crow.dtype, device=crow.device)
+            t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=cols), 0)
+            a_t = torch.sparse_csr_tensor(
+                t_crow, row[order], values[order], (cols, rows), check_invariants=False
+            )
+            grad_x = torch.sparse.mm(a_t, grad)
+        return None, None, grad_values, None, grad_x
+
+
+def learned_spmm(crow: Tensor, col: Tensor, values: Tensor, shape, x: Tensor) -> Tensor:
+    """``A @ x`` for a CSR ``A`` whose ``values`` (nnz,) carry gradients.
+
+    The value gradient is an SDDMM (``torch.sparse.sampled_addmm``) and the input gradient
+    a product with the transposed CSR built by one sort of the nnz entries.
+
+    Shapes:
+        crow ``(R+1,)``, col ``(nnz,)``, values ``(nnz,)``, x ``(N, F)`` -> ``(R, F)``.
+    """
+    return _LearnedSpMM.apply(crow, col, values, tuple(int(s) for s in shape), x)
+
+
+def to_vertex_major(x: Tensor) -> Tensor:
+    """``(B, V, C)`` -> contiguous ``(V, B*C)``: each vertex's features as one row."""
+    b, v, c = x.shape
+    return x.transpose(0, 1).reshape(v, b * c)
+
+
+def from_vertex_major(y: Tensor, batch: int) -> Tensor:
+    """``(V, B*C)`` -> ``(B, V, C)`` (contiguous)."""
+    v = y.shape[0]
+    return y.view(v, batch, -1).transpose(0, 1).contiguous()

@@ -1,0 +1,88 @@
+"""Spiral convolution (SpiralNet++ style)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from deep3dmm.errors import ConfigError, TopologyMismatchError
+
+__all__ = ["SpiralConv"]
+
+
+class SpiralConv(nn.Module):
+    r"""Spiral convolution.
+
+    Gong et al., "SpiralNet++: A Fast and Highly Efficient Mesh
+    Convolution Operator", ICCV Workshops 2019 (after Bouritsas et al., Neural3DMM, ICCV 2019).
+
+    Each vertex :math:`i` has a fixed sequence of :math:`L` vertex indices
+    :math:`s(i, 0) = i, s(i, 1), \dots, s(i, L-1)` (centre, then its rings in a consistent
+    rotational order). The features along the spiral are concatenated and mixed by one
+    linear layer:
+
+    .. math::
+        \mathbf{y}_i = W \,\big[\mathbf{x}_{s(i,0)} \,\|\, \dots \,\|\,
+        \mathbf{x}_{s(i,L-1)}\big] + \mathbf{b}
+
+    One ``index_select`` gathers all spirals of the batch at once; its backward is a single
+    ``index_add_``. The spiral indices are a buffer, so ``.to(device)`` and ``state_dict``
+    carry them.
+
+    Args:
+        in_channels: ``C_in``.
+        out_channels: ``C_out``.
+        spirals: ``(V, L)`` integer indices into the level's vertices (row ``i`` starts at ``i``).
+        bias: learn an additive bias.
+
+    Shapes:
+        - input: ``(B, V, C_in)``
+        - output: ``(B, V, C_out)``
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, spirals: Tensor, *, bias: bool = True):
+        super().__init__()
+        spirals = torch.as_tensor(spirals, dtype=torch.long)
+        if spirals.ndim != 2 or spirals.shape[1] < 1:
+            raise ConfigError(
+                f"SpiralConv: spirals must be a (V, L) index tensor, got shape "
+                f"{tuple(spirals.shape)}",
+                fix="pass hierarchy.spirals[level]",
+            )
+        if spirals.numel() and (int(spirals.min()) < 0 or int(spirals.max()) >= spirals.shape[0]):
+            raise ConfigError(
+                f"SpiralConv: spiral indices must lie in [0, {spirals.shape[0]}), got "
+                f"[{int(spirals.min())}, {int(spirals.max())}]",
+                fix="rebuild the spirals for this level's vertices",
+            )
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.num_vertices, self.spiral_length = (int(s) for s in spirals.shape)
+        self.register_buffer("spirals", spirals.contiguous())
+        self.linear = nn.Linear(self.in_channels * self.spiral_length, self.out_channels, bias=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform weights, zero bias (as SpiralNet++)."""
+        nn.init.xavier_uniform_(self.linear.weight)
+        if self.linear.bias is not None:
+            nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply the convolution to ``x`` of shape ``(B, V, C_in)``."""
+        if x.ndim != 3 or x.shape[1] != self.num_vertices or x.shape[2] != self.in_channels:
+            raise TopologyMismatchError(
+                f"SpiralConv expected input (B, {self.num_vertices}, {self.in_channels}), "
+                f"received {tuple(x.shape)}",
+                fix="pass features of the level this layer was built for",
+            )
+        b = x.shape[0]
+        gathered = x.index_select(1, self.spirals.view(-1))  # (B, V*L, C_in)
+        return self.linear(gathered.view(b, self.num_vertices, -1))  # (B, V, C_out)
+
+    def extra_repr(self) -> str:
+        """Key hyperparameters for ``repr``."""
+        return (
+            f"{self.in_channels}, {self.out_channels}, vertices={self.num_vertices}, "
+            f"spiral_length={self.spiral_length}"
+        )
