@@ -6,8 +6,8 @@ metres)::
     SRC/<subject>/<expression>/<expression>.<frame:06d>.ply
     e.g. SRC/FaceTalk_170725_00137_TA/bareteeth/bareteeth.000001.ply
 
-Rows are stored sorted by subject, expression, then frame (numeric), so the COMA
-``interpolation`` split (``index % 100 < 10`` is test) matches the published protocol.
+Rows are stored sorted by subject, expression, then frame (numeric); the COMA
+``interpolation`` split (``index % 100 < 10`` is test) is taken over this order.
 """
 
 from __future__ import annotations
