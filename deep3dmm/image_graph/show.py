@@ -58,14 +58,16 @@ def render_run(
         kp = model.keypoints(images)
         recon = model(images) if config.task == "reconstruct" else None
         predicted = model(images).argmax(1) if config.task == "classify" else None
-    coords = rescale_coords(kp.coords, kp.size, tuple(images.shape[-2:]))
+    coords = rescale_coords(kp.coords, kp.size, tuple(images.shape[-2:])).numpy()
+    scores, score_map = kp.scores.numpy(), kp.score_map.numpy()
+    images_np = images.numpy()
     rows = 3 if recon is not None else 2
     fig = Figure(figsize=(1.6 * len(idx), 1.7 * rows))
     axes = fig.subplots(rows, len(idx), squeeze=False)
     for j in range(len(idx)):
         ax = axes[0, j]
-        ax.imshow(images[j, 0], cmap="gray", vmin=0, vmax=1)
-        s = kp.scores[j]
+        ax.imshow(images_np[j, 0], cmap="gray", vmin=0, vmax=1)
+        s = scores[j]
         s = (s - s.min()) / (s.max() - s.min() + 1e-12)
         ax.scatter(
             coords[j, :, 1],
@@ -80,10 +82,10 @@ def render_run(
         if predicted is not None:
             title += f" / pred {int(predicted[j])}"
         ax.set_title(title, fontsize=7)
-        axes[1, j].imshow(kp.score_map[j, 0], cmap="viridis")
+        axes[1, j].imshow(score_map[j, 0], cmap="viridis")
         axes[1, j].set_title("score map", fontsize=7)
         if recon is not None:
-            axes[2, j].imshow(recon[j, 0], cmap="gray", vmin=0, vmax=1)
+            axes[2, j].imshow(recon[j, 0].numpy(), cmap="gray", vmin=0, vmax=1)
             axes[2, j].set_title("reconstruction", fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
