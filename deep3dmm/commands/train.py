@@ -127,20 +127,14 @@ def build_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
     overrides = _overrides(args)
     if args.resume:
         stored = load_config(run_dir / "config.toml")
-        if args.config:
-            raise ConfigError("--config cannot be combined with --resume (the run has its own)")
-        for section, values in overrides.items():
-            for option, value in values.items():
-                current = getattr(getattr(stored, section), option)
-                if (section, option) not in RESUMABLE and value != current:
-                    raise ConfigError(
-                        f"the run was trained with {section}.{option} = {current!r}, not "
-                        f"{value!r}; --resume continues the stored configuration",
-                        path=run_dir / "config.toml",
-                        fix="drop that option (only --epochs, --device, --in-memory, --workers "
-                        "may change), or start a new run with another --out",
-                    )
-        return stored.replace(train=overrides.get("train", {}))
+        given = overrides
+        if args.config:  # the same command again, plus --resume: check the file too
+            given = load_config(args.config).replace(**overrides).to_dict()
+            for section, values in overrides.items():
+                given[section].update(values)
+        _check_resume(stored, given, run_dir / "config.toml")
+        train = {k: v for k, v in given.get("train", {}).items() if ("train", k) in RESUMABLE}
+        return stored.replace(train=train)
     if args.config:
         base = load_config(args.config)
     elif args.data:
@@ -148,6 +142,32 @@ def build_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
     else:  # the embedded default
         base = RunConfig(train=TrainConfig(**QUICK_TRAIN))
     return base.replace(**overrides)
+
+
+def _check_resume(stored: RunConfig, given: dict[str, dict], path: Path) -> None:
+    """Refuse options that differ from the run being resumed (except RESUMABLE ones)."""
+    for section, values in given.items():
+        for option, value in values.items():
+            if (section, option) in RESUMABLE or (section, option) == ("data", "path"):
+                continue
+            current = getattr(getattr(stored, section), option)
+            if isinstance(value, list):
+                value = tuple(value)
+            if value != current:
+                raise ConfigError(
+                    f"the run was trained with {section}.{option} = {current!r}, not "
+                    f"{value!r}; --resume continues the stored configuration",
+                    path=path,
+                    fix="drop that option (only --epochs, --device, --in-memory, --workers "
+                    "may change), or start a new run with another --out",
+                )
+    data = given.get("data", {}).get("path")
+    if data and Path(data).resolve() != Path(stored.data.path).resolve():
+        raise ConfigError(
+            f"the run was trained on {stored.data.path}, not {data}",
+            path=path,
+            fix="drop --data (the run knows its dataset) or start a new run",
+        )
 
 
 def _is_main() -> bool:

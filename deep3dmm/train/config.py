@@ -111,6 +111,8 @@ MODEL_OPTIONS = (
     "K",
     "attention_dim",
     "prior_weight",
+    "attention_mode",
+    "attention_normalize",
 )
 
 
@@ -135,6 +137,8 @@ class ModelConfig:
         K: Chebyshev order.
         attention_dim: attention key/query dimension d.
         prior_weight: initial weight of the fixed mapping in the fusion.
+        attention_mode: "fused" (paper), "learned" (no prior) or "prior" (ablations).
+        attention_normalize: "l1" (paper) or "softmax".
     """
 
     preset: str = ""
@@ -149,6 +153,8 @@ class ModelConfig:
     K: int | None = None
     attention_dim: int | None = None
     prior_weight: float | None = None
+    attention_mode: str | None = None
+    attention_normalize: str | None = None
 
     def __post_init__(self):
         for name in ("channels", "top_k"):

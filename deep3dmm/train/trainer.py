@@ -43,7 +43,7 @@ from deep3dmm.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from deep3dmm.train.config import MODEL_OPTIONS, ModelConfig, RunConfig, load_config, save_config
+from deep3dmm.train.config import MODEL_OPTIONS, RunConfig, load_config, save_config
 from deep3dmm.train.distributed import (
     DistributedContext,
     all_reduce_sum,
@@ -133,7 +133,7 @@ def build_model(config: RunConfig, hierarchy) -> tuple[nn.Module, RunConfig]:
     else:
         model = MeshAutoencoder.build(hierarchy, **options)
     resolved = {k: v for k, v in model.config.items() if k in MODEL_OPTIONS}
-    model_config = replace(ModelConfig(preset=config.model.preset), **_as_tuples(resolved))
+    model_config = replace(config.model, **_as_tuples(resolved))
     return model, replace(config, model=model_config)
 
 
