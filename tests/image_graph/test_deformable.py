@@ -200,3 +200,39 @@ def test_deform_roi_pool_module():
     assert "output_size=(2, 2)" in repr(pool)
     with pytest.raises(ConfigError, match="expected \\(R, 5\\)"):
         pool(x, rois[:, :4])
+
+
+def test_transformed_digits_matches_rotation_of_a_point():
+    from deep3dmm.image_graph.datasets import ImageSplit
+    from deep3dmm.image_graph.deform_compare import transformed_digits
+
+    img = torch.zeros(1, 1, 33, 33)
+    img[0, 0, 16, 26] = 1.0  # a dot right of the centre
+    split = ImageSplit(img.repeat(40, 1, 1, 1), torch.zeros(40, dtype=torch.long))
+    out = transformed_digits(split, max_rotation=90, scale_range=(1.0, 1.0), seed=0)
+    again = transformed_digits(split, max_rotation=90, scale_range=(1.0, 1.0), seed=0)
+    assert torch.equal(out.images, again.images)
+    # The dot stays at distance ~10 from the centre, at varying angles.
+    ys, xs = torch.meshgrid(torch.arange(33.0), torch.arange(33.0), indexing="ij")
+    w = out.images[:, 0]
+    cy = (w * ys).sum((1, 2)) / w.sum((1, 2))
+    cx = (w * xs).sum((1, 2)) / w.sum((1, 2))
+    radius = torch.hypot(cy - 16, cx - 16)
+    assert torch.all((radius - 10).abs() < 0.6)
+    assert (cy - 16).abs().max() > 5  # some really rotated
+
+
+def test_deformable_small_cnn_starts_as_plain_cnn():
+    from deep3dmm.image_graph.backbone import SmallCNN
+    from deep3dmm.image_graph.deform_compare import deformable_small_cnn
+
+    torch.manual_seed(0)
+    deform = deformable_small_cnn(deformable_stages=2, widths=(4, 8, 8), image_size=16).eval()
+    plain = SmallCNN(1, 10, (4, 8, 8), image_size=16).eval()
+    state = {k: v for k, v in deform.state_dict().items() if "offset_conv" not in k}
+    plain.load_state_dict(state)
+    x = torch.rand(3, 1, 16, 16)
+    torch.testing.assert_close(deform(x), plain(x), atol=1e-5, rtol=1e-5)
+    assert sum(isinstance(m, DeformConv2d) for m in deform.modules()) == 2
+    with pytest.raises(ConfigError, match="deformable_stages"):
+        deformable_small_cnn(deformable_stages=4)
