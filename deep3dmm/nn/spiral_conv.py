@@ -26,8 +26,13 @@ class SpiralConv(nn.Module):
         \mathbf{x}_{s(i,L-1)}\big] + \mathbf{b}
 
     One ``index_select`` gathers all spirals of the batch at once; its backward is a single
-    ``index_add_``. The spiral indices are a buffer, so ``.to(device)`` and ``state_dict``
-    carry them.
+    ``index_add_``. When ``C_in > C_out`` the same map is evaluated in the cheaper order
+    "matmul first, gather-sum second": :math:`Z = X W_r` with :math:`W_r` the weight
+    rearranged to ``(C_in, L*C_out)``, then :math:`y_i = \sum_l Z_{s(i,l), l} + b`, so the
+    gathered tensor has ``L*C_out`` instead of ``L*C_in`` channels (the output layer of the
+    decoder, 32 -> 3, gathers 10x less). Both orders share the parameters of one
+    ``nn.Linear(L*C_in, C_out)``. The spiral indices are a buffer, so ``.to(device)`` and
+    ``state_dict`` carry them.
 
     Args:
         in_channels: ``C_in``.
@@ -59,6 +64,7 @@ class SpiralConv(nn.Module):
         self.out_channels = int(out_channels)
         self.num_vertices, self.spiral_length = (int(s) for s in spirals.shape)
         self.register_buffer("spirals", spirals.contiguous())
+        self.matmul_first = self.in_channels > self.out_channels
         self.linear = nn.Linear(self.in_channels * self.spiral_length, self.out_channels, bias=bias)
         self.reset_parameters()
 
@@ -76,9 +82,17 @@ class SpiralConv(nn.Module):
                 f"received {tuple(x.shape)}",
                 fix="pass features of the level this layer was built for",
             )
-        b = x.shape[0]
-        gathered = x.index_select(1, self.spirals.view(-1))  # (B, V*L, C_in)
-        return self.linear(gathered.view(b, self.num_vertices, -1))  # (B, V, C_out)
+        b, v, c = x.shape
+        if not self.matmul_first:
+            gathered = x.index_select(1, self.spirals.view(-1))  # (B, V*L, C_in)
+            return self.linear(gathered.view(b, v, -1))  # (B, V, C_out)
+        o, length = self.out_channels, self.spiral_length
+        weight = self.linear.weight.view(o, length, c).permute(2, 1, 0).reshape(c, length * o)
+        z = (x.reshape(b * v, c) @ weight).view(b, v * length, o)  # (B, V*L, C_out)
+        # row s(i, l) * L + l of Z holds x_{s(i,l)} W_l
+        rows = self.spirals * length + torch.arange(length, device=x.device)  # (V, L)
+        y = z.index_select(1, rows.view(-1)).view(b, v, length, o).sum(2)  # (B, V, C_out)
+        return y if self.linear.bias is None else y + self.linear.bias
 
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""
