@@ -1,0 +1,243 @@
+"""``deep3dmm render | interpolate | transfer | receptive | plot``: pictures of trained runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+VIEWS_HELP = "comma-separated views: front, side, top, -y (default front)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the analysis commands."""
+    render = subparsers.add_parser(
+        "render",
+        help="input | reconstruction | error heat map rows, and the mean error map",
+        description="Render chosen meshes of a split with their reconstructions and per-vertex "
+        "error heat maps (fixed colour scale in mm), and the split's mean per-vertex error "
+        "painted on the template.",
+    )
+    render.add_argument("run", help="run folder written by `deep3dmm train`")
+    render.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    render.add_argument("--split", default="test", choices=("train", "val", "test"))
+    render.add_argument("--count", type=int, default=8, help="meshes drawn (default 8)")
+    render.add_argument("--ids", type=int, nargs="+", metavar="ROW", help="dataset rows to draw")
+    render.add_argument("--max-mm", type=float, default=5.0, help="top of the colour scale")
+    render.add_argument("--views", default="front", help=VIEWS_HELP)
+    render.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    render.set_defaults(func=run_render)
+
+    interp = subparsers.add_parser(
+        "interpolate",
+        help="decode a linear path between two meshes' latent codes",
+        description="Linear interpolation of latent codes between two meshes (mesh files "
+        "registered to the run's template, or dataset row indices); writes every step as "
+        "PLY, a strip image and an animated GIF.",
+    )
+    interp.add_argument("run", help="run folder")
+    interp.add_argument("--from", dest="source", required=True, metavar="A", help="file or row")
+    interp.add_argument("--to", dest="target", required=True, metavar="B", help="file or row")
+    interp.add_argument("--steps", type=int, default=8, help="meshes, endpoints included")
+    interp.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    interp.add_argument("--view", default="front", help="camera (front, side, top, -y)")
+    interp.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    interp.set_defaults(func=run_interpolate)
+
+    transfer = subparsers.add_parser(
+        "transfer",
+        help="deformation transfer by latent arithmetic z(C) + z(B) - z(A)",
+        description="Transfer the deformation A -> B onto C in latent space; compares with "
+        "the naive vertex-space transfer C + (B - A) and, when the dataset holds it, with the "
+        "ground truth (C's subject in B's sequence and frame).",
+    )
+    transfer.add_argument("run", help="run folder")
+    transfer.add_argument("--source-neutral", required=True, metavar="A", help="file or row")
+    transfer.add_argument("--source-deformed", required=True, metavar="B", help="file or row")
+    transfer.add_argument("--target", required=True, metavar="C", help="file or row")
+    transfer.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    transfer.add_argument("--max-mm", type=float, default=5.0, help="top of the colour scale")
+    transfer.add_argument("--view", default="front", help="camera (front, side, top, -y)")
+    transfer.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    transfer.set_defaults(func=run_transfer)
+
+    receptive = subparsers.add_parser(
+        "receptive",
+        help="receptive fields of the mapping matrices (fixed D/U vs learned P)",
+        description="For chosen output vertices of one pooling step, paint the weights of the "
+        "input vertices that feed them (the matrix rows) on the input level's mesh.",
+    )
+    receptive.add_argument("run", help="run folder")
+    receptive.add_argument("--level", type=int, default=0, help="pooling step (default 0)")
+    receptive.add_argument("--direction", default="down", choices=("down", "up"))
+    receptive.add_argument(
+        "--vertices", type=int, nargs="+", metavar="I", help="output vertices (default: 3)"
+    )
+    receptive.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    receptive.add_argument("--view", default="front", help="camera (front, side, top, -y)")
+    receptive.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    receptive.set_defaults(func=run_receptive)
+
+    plot = subparsers.add_parser(
+        "plot",
+        help="training curves of several runs on one chart",
+        description="Losses and validation error (mm) per epoch of several runs, from their "
+        "metrics.csv.",
+    )
+    plot.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    plot.add_argument("--out", required=True, metavar="FILE", help="image (.png, .pdf, .svg)")
+    plot.add_argument("--labels", nargs="+", help="legend names (default: folder names)")
+    plot.set_defaults(func=run_plot)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    """Heat maps of a run."""
+    from deep3dmm.analysis.heatmaps import render_run
+    from deep3dmm.train import load_run
+
+    run = load_run(args.run, checkpoint=args.checkpoint)
+    result = render_run(
+        run, args.out, split=args.split, count=args.count, ids=args.ids,
+        max_mm=args.max_mm, views=args.views,
+    )  # fmt: skip
+    for row, mean in zip(result.rows, result.mean_mm):
+        print(f"  mesh {row:>6}  mean error {mean:7.3f} mm")
+    print(f"{args.split} split mean error {result.split_mean_mm:.3f} mm")
+    print(f"wrote {result.figure}")
+    print(f"wrote {result.mean_error_figure}")
+    print(f"wrote {len(result.meshes)} PLY files in {Path(args.out) / 'meshes'}")
+    return 0
+
+
+def _open(args: argparse.Namespace):
+    from deep3dmm.train import load_run
+
+    run = load_run(args.run, checkpoint=args.checkpoint)
+    return run, run.open_dataset()
+
+
+def run_interpolate(args: argparse.Namespace) -> int:
+    """Latent interpolation strip, PLYs and GIF."""
+    from deep3dmm.analysis.inputs import resolve_input
+    from deep3dmm.analysis.latent import interpolate
+    from deep3dmm.mesh import write_mesh
+    from deep3dmm.viz.figures import strip_figure, strip_to_gif
+
+    run, dataset = _open(args)
+    a = resolve_input(args.source, dataset=dataset)
+    b = resolve_input(args.target, dataset=dataset)
+    path = interpolate(run, a.vertices, b.vertices, steps=args.steps)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    faces = dataset.template.faces
+    for k, vertices in enumerate(path.vertices):
+        write_mesh(out / f"step_{k:02d}.ply", vertices, faces)
+    titles = [f"t={t:.2f}" for t in path.t]
+    titles[0], titles[-1] = f"A {a.label}", f"B {b.label}"
+    strip = strip_figure(path.vertices, faces, out / "strip.png", titles=titles, camera=args.view)
+    gif = strip_to_gif(strip, len(path.vertices), out / "interpolation.gif")
+    print(f"interpolated {a.label} -> {b.label} in {len(path.t)} steps")
+    print(f"wrote {len(path.t)} PLY files in {out}")
+    print(f"wrote {strip}")
+    print(f"wrote {gif}")
+    return 0
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    """Deformation transfer with its error report."""
+    from deep3dmm.analysis.inputs import dataset_row, resolve_input
+    from deep3dmm.analysis.latent import find_ground_truth, transfer
+    from deep3dmm.atomic import atomic_write_text
+    from deep3dmm.mesh import write_mesh
+    from deep3dmm.viz.figures import transfer_figure
+
+    run, dataset = _open(args)
+    a = resolve_input(args.source_neutral, dataset=dataset)
+    b = resolve_input(args.source_deformed, dataset=dataset)
+    c = resolve_input(args.target, dataset=dataset)
+    truth = None
+    if b.row is not None and c.row is not None:
+        found = find_ground_truth(dataset, b.row, c.row)
+        truth = None if found is None else dataset_row(dataset, found)
+    result = transfer(
+        run, a.vertices, b.vertices, c.vertices,
+        ground_truth=None if truth is None else truth.vertices, to_mm=dataset.to_millimetres,
+    )  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    faces = dataset.template.faces
+    write_mesh(out / "transfer.ply", result.result, faces)
+    write_mesh(out / "naive.ply", result.naive, faces)
+    figure = transfer_figure(
+        faces, a.vertices, b.vertices, c.vertices, result.result, result.naive,
+        out / "transfer.png", ground_truth=result.ground_truth,
+        to_mm=dataset.to_millimetres, max_mm=args.max_mm, camera=args.view,
+    )  # fmt: skip
+    report = {"A": a.label, "B": b.label, "C": c.label}
+    print(f"transferred {a.label} -> {b.label} onto {c.label}")
+    if truth is None:
+        print("no ground truth in the dataset (C's subject in B's sequence and frame)")
+    else:
+        report.update(
+            ground_truth=truth.label,
+            latent_error_mm=result.error_mm,
+            naive_error_mm=result.naive_error_mm,
+            ground_truth_reconstruction_error_mm=result.reconstruction_error_mm,
+        )
+        print(f"ground truth {truth.label}:")
+        print(f"  latent transfer      {result.error_mm:8.3f} mm mean per-vertex error")
+        print(f"  naive C + (B - A)    {result.naive_error_mm:8.3f} mm")
+        print(f"  reconstruction of GT {result.reconstruction_error_mm:8.3f} mm (the floor)")
+    atomic_write_text(out / "transfer.json", json.dumps(report, indent=2))
+    print(f"wrote {out / 'transfer.ply'}, {out / 'naive.ply'}, {out / 'transfer.json'}")
+    print(f"wrote {figure}")
+    return 0
+
+
+def _default_outputs(positions, count: int = 3) -> list[int]:
+    """Front-facing output vertices spread left to right (largest z among the front third)."""
+    import numpy as np
+
+    front = np.flatnonzero(positions[:, 2] >= np.quantile(positions[:, 2], 2 / 3))
+    order = front[np.argsort(positions[front, 0])]
+    picks = [order[0], front[np.argmax(positions[front, 2])], order[-1]]
+    return list(dict.fromkeys(int(p) for p in picks))[:count]
+
+
+def run_receptive(args: argparse.Namespace) -> int:
+    """Receptive-field picture of one pooling step."""
+    import numpy as np
+
+    from deep3dmm.analysis.receptive import check_level, receptive_fields
+    from deep3dmm.train import load_run
+    from deep3dmm.viz.figures import receptive_figure
+
+    run = load_run(args.run, checkpoint=args.checkpoint)
+    vertices = args.vertices
+    if not vertices:
+        check_level(run.hierarchy, args.level, args.direction)
+        dst = args.level + 1 if args.direction == "down" else args.level
+        vertices = _default_outputs(np.asarray(run.hierarchy.vertices[dst]))
+    field = receptive_fields(
+        run.model, run.hierarchy, level=args.level, direction=args.direction, vertices=vertices
+    )
+    out = Path(args.out)
+    name = f"receptive_{args.direction}{args.level}.png"
+    figure = receptive_figure(field, out / name, camera=args.view)
+    for k, vertex in enumerate(field.outputs):
+        fixed = int(np.count_nonzero(field.fixed[k]))
+        learned = "-" if field.learned is None else int(np.count_nonzero(field.learned[k]))
+        print(f"  output vertex {vertex:>6}: {fixed} fixed inputs, {learned} learned inputs")
+    if field.learned is None:
+        print("this run pools with the fixed matrices at this step (no learned P)")
+    print(f"wrote {figure}")
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """Training curves of several runs."""
+    from deep3dmm.viz.curves import plot_curves
+
+    path = plot_curves(args.runs, args.out, labels=args.labels)
+    print(f"wrote {path or args.out}")
+    return 0
