@@ -17,7 +17,16 @@ from deep3dmm import __version__
 from deep3dmm.errors import Deep3DMMError
 
 # Modules under deep3dmm.commands, in the order their commands appear in --help.
-COMMAND_MODULES = ["mesh", "hierarchy", "data", "train", "runs", "image", "image_demos"]
+COMMAND_MODULES = [
+    "mesh",
+    "hierarchy",
+    "data",
+    "train",
+    "runs",
+    "analysis",
+    "image",
+    "image_demos",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
