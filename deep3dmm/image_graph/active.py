@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from deep3dmm.atomic import atomic_write_text
 from deep3dmm.errors import ConfigError, DatasetError
+from deep3dmm.image_graph.adjacency import row_normalize
 from deep3dmm.image_graph.backbone import SmallCNN
 from deep3dmm.image_graph.datasets import ImageSplit, load_digits
 from deep3dmm.image_graph.train import evaluate_accuracy, fit_classifier, predict
@@ -61,17 +62,18 @@ log = logging.getLogger(__name__)
 ACTIVE_METHODS = ("uncertaingcn", "coregcn", "random", "coreset")
 
 
-def sampler_adjacency(features: torch.Tensor, *, eps: float = 1e-8) -> torch.Tensor:
+def sampler_adjacency(features: torch.Tensor) -> torch.Tensor:
     """``A = row_normalise(F F^T - I) + I`` on L2-normalised features.
+
+    Rows of ``S`` with a non-positive sum (impossible for the non-negative features of a
+    ReLU network) are left at zero by :func:`~deep3dmm.image_graph.adjacency.row_normalize`.
 
     Shapes:
         features: (N, D) -> (N, N).
     """
     f = F.normalize(features, dim=1)
-    s = f @ f.T - torch.eye(len(f), dtype=f.dtype, device=f.device)  # (N, N)
-    row = s.sum(dim=1, keepdim=True)
-    row = torch.where(row.abs() < eps, torch.full_like(row, eps), row)
-    return s / row + torch.eye(len(f), dtype=f.dtype, device=f.device)
+    eye = torch.eye(len(f), dtype=f.dtype, device=f.device)
+    return row_normalize((f @ f.T - eye)[None], add_self_loops=False)[0] + eye
 
 
 class SamplerGCN(nn.Module):
