@@ -19,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     compare.add_argument("--split", default="test", choices=("train", "val", "test"))
     compare.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
+    compare.add_argument(
+        "--figure", metavar="FILE.png", help="also render the same meshes reconstructed by each "
+        "run with error heat maps (see `deep3dmm render`)",
+    )  # fmt: skip
+    compare.add_argument("--max-mm", type=float, default=5.0, help="figure colour scale top")
     compare.set_defaults(func=run_compare)
 
 
@@ -32,4 +37,9 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.markdown:
         atomic_write_text(args.markdown, table)
         print(f"wrote {args.markdown}")
+    if args.figure:
+        from deep3dmm.analysis.heatmaps import compare_figure
+
+        compare_figure(args.runs, args.figure, split=args.split, max_mm=args.max_mm)
+        print(f"wrote {args.figure}")
     return 0
