@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "mesh",
     "hierarchy",
     "data",
+    "data_make",
     "train",
     "runs",
     "analysis",

@@ -1,0 +1,30 @@
+"""Embedded realistic datasets generated with anny: faces (~COMA), bodies (~DFAUST), hands.
+
+Each generator writes a prepared dataset (metres) of subjects x sequences x frames,
+every sequence going from neutral to a peak and back. See docs/generated_data.md.
+"""
+
+from deep3dmm.data.generate.bodies import BODY_MOTIONS, make_bodies
+from deep3dmm.data.generate.checks import inside_vertices, winding_numbers
+from deep3dmm.data.generate.default import DEFAULT_FACES, cache_root, default_faces_dataset
+from deep3dmm.data.generate.faces import FACE_EXPRESSIONS, make_faces
+from deep3dmm.data.generate.hands import HAND_POSES, make_hands
+from deep3dmm.data.generate.preview import render_preview
+
+GENERATORS = {"faces": make_faces, "bodies": make_bodies, "hands": make_hands}
+
+__all__ = [
+    "BODY_MOTIONS",
+    "DEFAULT_FACES",
+    "FACE_EXPRESSIONS",
+    "GENERATORS",
+    "HAND_POSES",
+    "cache_root",
+    "default_faces_dataset",
+    "inside_vertices",
+    "make_bodies",
+    "make_faces",
+    "make_hands",
+    "render_preview",
+    "winding_numbers",
+]

@@ -1,0 +1,188 @@
+r"""Hands like SynHand5M: subjects x finger-pose sequences, each open -> pose -> open.
+
+SynHand5M (Malik et al., "DeepHPS: End-to-end Estimation of 3D Hand Pose and Shape by
+Learning from Synthetic Depth", 3DV 2018) renders one hand model with varied shape and
+articulation. Here a subject is anny's right hand (1,609 vertices) with sampled adult
+phenotypes and hand-only local changes (finger length, hand scale, finger diameter and
+spacing, wrist); a sequence moves the finger joints from the rest pose to a named peak
+pose and back:
+
+.. math:: \theta_{s,q}(t) = \sin^2(\pi t)\, \lambda_{s,q}\, (\theta_q^{peak} + \epsilon_s)
+
+(axis-angle per joint in each bone's own axes: x flexes, z spreads) with a per subject
+and sequence intensity :math:`\lambda \in [0.85, 1]` and a small per subject joint
+offset :math:`\epsilon_s` (0.04 rad). Peak angles are kept below the point where linear
+blend skinning would push finger tips into the palm (checked with winding numbers, see
+:mod:`deep3dmm.data.generate.checks`). The wrist stays fixed (no global motion); the
+dataset frame has the fingers along +y and the palm facing +z.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from deep3dmm.data.generate.common import (
+    GENERATOR_VERSION,
+    AnnyMesher,
+    Plan,
+    anny_version,
+    check_counts,
+    envelope,
+    load_anny,
+    pick,
+    rotation_matrices,
+    sample_local_changes,
+    sample_phenotypes,
+    write_plan,
+)
+from deep3dmm.data.prepared import IndexRow, PreparedDataset
+
+__all__ = ["HAND_LOCAL_CHANGES", "HAND_POSES", "hand_mesher", "make_hands"]
+
+_FINGERS = ("2", "3", "4", "5")
+
+
+def _fingers(mcp: float, pip: float, dip: float, which=_FINGERS, spread=None) -> dict:
+    """Flexion (x) of the three joints of fingers 2-5, optional spread (z) at the base."""
+    pose = {}
+    for f in which:
+        pose[f"finger{f}-1.R"] = (mcp, 0.0, 0.0 if spread is None else spread[f])
+        pose[f"finger{f}-2.R"] = (pip, 0.0, 0.0)
+        pose[f"finger{f}-3.R"] = (dip, 0.0, 0.0)
+    return pose
+
+
+def _thumb(base: float, middle: float, tip: float) -> dict:
+    """Flexion of the three thumb joints (positive: towards the palm)."""
+    return {"finger1-1.R": (base, 0, 0), "finger1-2.R": (middle, 0, 0), "finger1-3.R": (tip, 0, 0)}
+
+
+# Peak joint rotations (radians, axis-angle in each bone's axes) per named pose.
+HAND_POSES: dict[str, dict[str, tuple[float, float, float]]] = {
+    "grasp": {**_fingers(0.6, 0.75, 0.45), **_thumb(0.3, 0.2, 0.2)},
+    "point": {
+        **_fingers(0.8, 0.95, 0.55, ("3", "4", "5")),
+        **_fingers(0.05, 0.05, 0.0, ("2",)),
+        **_thumb(0.3, 0.2, 0.2),
+    },
+    "spread": {
+        **_fingers(-0.1, 0.0, 0.0, spread={"2": -0.25, "3": -0.05, "4": 0.15, "5": 0.35}),
+        **_thumb(-0.25, 0.0, 0.0),
+    },
+    "fist": {**_fingers(0.8, 0.95, 0.55), **_thumb(0.3, 0.2, 0.2)},
+    "pinch": {
+        **_fingers(0.6, 0.65, 0.4, ("2",)),
+        **_fingers(0.25, 0.3, 0.15, ("3", "4", "5")),
+        **_thumb(0.3, 0.2, 0.2),
+    },
+    "thumbs_up": {**_fingers(0.8, 0.95, 0.55), **_thumb(-0.1, 0.0, 0.0)},
+}
+
+# anny local changes of the right hand (no arm, no rigid hand translation).
+HAND_LOCAL_CHANGES: tuple[str, ...] = (
+    "r-hand-fingers-length-incr",
+    "r-hand-scale-incr",
+    "r-hand-fingers-diameter-incr",
+    "r-hand-fingers-distance-incr",
+    "measure-wrist-circ-incr",
+)
+LOCAL_CHANGE_SCALE = 0.4
+JOINT_NOISE = 0.04
+
+# anny's hand: fingers along +y, palm facing -x  ->  fingers along +y, palm facing +z.
+HAND_FRAME = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+
+
+def hand_mesher() -> AnnyMesher:
+    """The hand mesher: anny's right hand, wrist at the origin, rotations in bone axes."""
+    return AnnyMesher(
+        load_anny("hand", HAND_LOCAL_CHANGES),
+        rotation=HAND_FRAME,
+        pose_parameterization="local-bone",
+    )
+
+
+def peak_rotation_vectors(names: list[str], bone_labels: list[str]) -> np.ndarray:
+    """``(Q, J, 3)`` peak axis-angle vectors of the named poses."""
+    peaks = np.zeros((len(names), len(bone_labels), 3))
+    for q, name in enumerate(names):
+        for bone, vector in HAND_POSES[name].items():
+            peaks[q, bone_labels.index(bone)] = vector
+    return peaks
+
+
+def make_hands(
+    out_dir: str | os.PathLike,
+    *,
+    subjects: int = 10,
+    sequences: int = 6,
+    frames: int = 10,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> PreparedDataset:
+    """Generate a SynHand5M-like hands dataset (metres) into ``out_dir``.
+
+    Args:
+        out_dir: the prepared-dataset folder (written atomically).
+        subjects: number of sampled hands.
+        sequences: number of finger poses, the first of :data:`HAND_POSES`.
+        frames: frames per sequence (>= 2; the first and last are the rest pose).
+        seed: seeds every random draw: equal seeds give equal datasets.
+        batch_size: meshes per anny forward pass.
+
+    Returns:
+        The written :class:`~deep3dmm.data.PreparedDataset`, rows sorted by subject,
+        pose, frame.
+    """
+    check_counts(subjects=subjects, sequences=sequences, frames=frames)
+    names = pick(list(HAND_POSES), sequences, "hand poses")
+    mesher = hand_mesher()
+    rng = np.random.default_rng(seed)
+    phenotypes = sample_phenotypes(rng, subjects, mesher.phenotype_labels)  # (S, P)
+    local = sample_local_changes(
+        rng, subjects, mesher.local_change_labels, scale=LOCAL_CHANGE_SCALE
+    )  # (S, L)
+    bones = mesher.bone_labels
+    peaks = peak_rotation_vectors(names, bones)  # (Q, J, 3)
+    moving = np.abs(peaks).sum(axis=(0, 2)) > 0  # (J,) only posed joints get noise
+    noise = rng.normal(0.0, JOINT_NOISE, (subjects, len(bones), 3)) * moving[None, :, None]
+    intensity = rng.uniform(0.85, 1.0, (subjects, len(names)))  # (S, Q)
+    weights = envelope(frames)  # (T,)
+
+    s_idx, q_idx, f_idx = (a.ravel() for a in np.indices((subjects, len(names), frames)))
+    subject_names = [f"subject{s:03d}" for s in range(subjects)]
+    rows = [
+        IndexRow(subject_names[s], names[q], int(f), f"anny:hand/{names[q]}/{f}")
+        for s, q, f in zip(s_idx.tolist(), q_idx.tolist(), f_idx.tolist())
+    ]
+
+    def batch(indices: np.ndarray) -> np.ndarray:
+        s, q, f = s_idx[indices], q_idx[indices], f_idx[indices]
+        scale = (weights[f] * intensity[s, q])[:, None, None]  # (b, 1, 1)
+        vectors = scale * (peaks[q] + noise[s] * (np.abs(peaks[q]) > 0))  # (b, J, 3)
+        return mesher(phenotypes[s], local[s], None, rotation_matrices(vectors))
+
+    params = {
+        "generator": "anny-hands",
+        "generator_version": GENERATOR_VERSION,
+        "anny_version": anny_version(),
+        "subjects": subjects,
+        "sequences": names,
+        "frames": frames,
+        "seed": seed,
+        "envelope": "sin^2(pi t)",
+        "local_change_scale": LOCAL_CHANGE_SCALE,
+        "joint_noise_rad": JOINT_NOISE,
+        "frame": "right hand, wrist at the origin, fingers along +y, palm facing +z",
+    }
+    return write_plan(
+        out_dir,
+        mesher.template(name="anny_hand"),
+        Plan(rows, batch),
+        source="anny-hands",
+        params=params,
+        batch_size=batch_size,
+        desc="hands",
+    )
