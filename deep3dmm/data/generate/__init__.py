@@ -10,10 +10,13 @@ from deep3dmm.data.generate.default import DEFAULT_FACES, cache_root, default_fa
 from deep3dmm.data.generate.faces import FACE_EXPRESSIONS, make_faces
 from deep3dmm.data.generate.hands import HAND_POSES, make_hands
 from deep3dmm.data.generate.preview import render_preview
+from deep3dmm.data.generate.templates import bundled_template, write_templates
 
 GENERATORS = {"faces": make_faces, "bodies": make_bodies, "hands": make_hands}
 
 __all__ = [
+    "bundled_template",
+    "write_templates",
     "BODY_MOTIONS",
     "DEFAULT_FACES",
     "FACE_EXPRESSIONS",

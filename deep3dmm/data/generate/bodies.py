@@ -38,8 +38,15 @@ from deep3dmm.data.generate.common import (
     write_plan,
 )
 from deep3dmm.data.prepared import IndexRow, PreparedDataset
+from deep3dmm.mesh.template import Template
 
-__all__ = ["BODY_LOCAL_CHANGES", "BODY_MOTIONS", "body_mesher", "make_bodies"]
+__all__ = [
+    "BODY_LOCAL_CHANGES",
+    "BODY_MOTIONS",
+    "body_mesher",
+    "body_template",
+    "make_bodies",
+]
 
 Profile = Callable[[np.ndarray], np.ndarray]
 
@@ -191,6 +198,13 @@ def body_mesher() -> AnnyMesher:
     return AnnyMesher(load_anny("body", BODY_LOCAL_CHANGES), rotation=Z_UP_TO_Y_UP)
 
 
+def body_template() -> Template:
+    """The bodies template (average adult, rest pose, feet on y = 0): meshes/anny_body.ply."""
+    template = body_mesher().template(name="anny_body")
+    template.vertices[:, 1] -= template.vertices[:, 1].min()
+    return template
+
+
 def motion_rotation_vectors(
     names: list[str], bone_labels: list[str], t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -279,11 +293,9 @@ def make_bodies(
         "local_change_scale": LOCAL_CHANGE_SCALE,
         "frame": "y up, looking along +z, lowest point on the floor y = 0 (+ hop height)",
     }
-    template = mesher.template(name="anny_body")
-    template.vertices[:, 1] -= template.vertices[:, 1].min()
     return write_plan(
         out_dir,
-        template,
+        body_template(),
         Plan(rows, batch),
         source="anny-bodies",
         params=params,

@@ -37,8 +37,15 @@ from deep3dmm.data.generate.common import (
     write_plan,
 )
 from deep3dmm.data.prepared import IndexRow, PreparedDataset
+from deep3dmm.mesh.template import Template
 
-__all__ = ["FACE_EXPRESSIONS", "FACE_LOCAL_CHANGES", "face_mesher", "make_faces"]
+__all__ = [
+    "FACE_EXPRESSIONS",
+    "FACE_LOCAL_CHANGES",
+    "face_mesher",
+    "face_template",
+    "make_faces",
+]
 
 # Peak facial-action weights per expression. The first 12 carry COMA's sequence names
 # (approximations of what the COMA subjects performed); the rest are extra.
@@ -158,6 +165,11 @@ def face_mesher() -> AnnyMesher:
     return mesher
 
 
+def face_template() -> Template:
+    """The faces template (average adult, neutral expression), as in meshes/anny_face.ply."""
+    return face_mesher().template(name="anny_face")
+
+
 def make_faces(
     out_dir: str | os.PathLike,
     *,
@@ -224,7 +236,7 @@ def make_faces(
     }
     return write_plan(
         out_dir,
-        mesher.template(name="anny_face"),
+        face_template(),
         Plan(rows, batch),
         source="anny-faces",
         params=params,

@@ -38,8 +38,15 @@ from deep3dmm.data.generate.common import (
     write_plan,
 )
 from deep3dmm.data.prepared import IndexRow, PreparedDataset
+from deep3dmm.mesh.template import Template
 
-__all__ = ["HAND_LOCAL_CHANGES", "HAND_POSES", "hand_mesher", "make_hands"]
+__all__ = [
+    "HAND_LOCAL_CHANGES",
+    "HAND_POSES",
+    "hand_mesher",
+    "hand_template",
+    "make_hands",
+]
 
 _FINGERS = ("2", "3", "4", "5")
 
@@ -102,6 +109,11 @@ def hand_mesher() -> AnnyMesher:
         rotation=HAND_FRAME,
         pose_parameterization="local-bone",
     )
+
+
+def hand_template() -> Template:
+    """The hands template (average adult hand, rest pose), as in meshes/anny_hand.ply."""
+    return hand_mesher().template(name="anny_hand")
 
 
 def peak_rotation_vectors(names: list[str], bone_labels: list[str]) -> np.ndarray:
@@ -179,7 +191,7 @@ def make_hands(
     }
     return write_plan(
         out_dir,
-        mesher.template(name="anny_hand"),
+        hand_template(),
         Plan(rows, batch),
         source="anny-hands",
         params=params,
