@@ -142,9 +142,23 @@ class AttentionPool(nn.Module):
         self.keys = nn.Parameter(self._init_rows(in_vertices, mean, std, noise))  # (d, V_in)
         self.queries = nn.Parameter(self._init_rows(out_vertices, mean, std, noise))  # (d, V_out)
         self.weight = nn.Parameter(torch.tensor([prior_weight, 1.0 - prior_weight]))  # (2,)
+        # CSR layout of the learned entries alone: k per row.
+        k = self.top_k
         self.register_buffer(
-            "row_pointers", torch.arange(0, self.out_vertices * self.top_k + 1, self.top_k)
+            "row_pointers", torch.arange(0, self.out_vertices * k + 1, k), persistent=False
         )
+        if self.has_prior and mode == "fused":
+            # One CSR holding both the prior's entries and the k learned ones per row, so the
+            # fused P x is a single sparse product: entry order is cat(prior, learned)[order].
+            counts = self.prior_crow[1:] - self.prior_crow[:-1]  # (V_out,)
+            merged = torch.zeros(self.out_vertices + 1, dtype=torch.long)
+            merged[1:] = torch.cumsum(counts + k, 0)
+            rows = torch.repeat_interleave(torch.arange(self.out_vertices), counts)
+            prior_pos = merged[rows] + torch.arange(len(rows)) - self.prior_crow[rows]
+            learned_pos = (merged[:-1] + counts).unsqueeze(1) + torch.arange(k)  # (V_out, k)
+            order = torch.argsort(torch.cat([prior_pos, learned_pos.reshape(-1)]))
+            self.register_buffer("merged_crow", merged, persistent=False)
+            self.register_buffer("merge_order", order, persistent=False)
 
     def _init_rows(self, positions: np.ndarray, mean, std, noise: float) -> Tensor:
         rows = torch.rand(self.dim, len(positions)) * 0.1  # U[0, 0.1)
@@ -193,22 +207,27 @@ class AttentionPool(nn.Module):
         shape = (self.out_vertices, self.in_vertices)
         if self.frozen:
             return csr_from_buffers(self, "frozen").detach().to_sparse_coo().coalesce()
-        parts_i, parts_v = [], []
         with torch.no_grad():
-            if self.has_prior and self.mode != "learned":
-                prior = csr_from_buffers(self, "prior").to_sparse_coo().coalesce()
-                c0 = self._coefficients()[0] if self.mode == "fused" else 1.0
-                parts_i.append(prior.indices())
-                parts_v.append(prior.values() * c0)
-            if self.mode != "prior":
-                index, weights = self.attention()
-                rows = torch.arange(self.out_vertices, device=index.device)
-                rows = rows.repeat_interleave(self.top_k)
-                parts_i.append(torch.stack([rows, index.reshape(-1)]))
-                parts_v.append(weights.reshape(-1) * self._coefficients()[1])
+            crow, col, values = self._learned_csr()
+            counts = crow[1:] - crow[:-1]
+            rows = torch.repeat_interleave(
+                torch.arange(self.out_vertices, device=crow.device), counts
+            )
             return torch.sparse_coo_tensor(
-                torch.cat(parts_i, 1), torch.cat(parts_v), shape
+                torch.stack([rows, col]), values, shape, check_invariants=False
             ).coalesce()
+
+    def _learned_csr(self) -> tuple[Tensor, Tensor, Tensor]:
+        """CSR arrays of the current ``P`` (with gradients on the values), uncoalesced."""
+        if self.mode == "prior":
+            return self.prior_crow, self.prior_col, self.prior_val
+        index, weights = self.attention()
+        c0, c1 = self._coefficients()
+        if self.mode == "learned":
+            return self.row_pointers, index.reshape(-1), weights.reshape(-1) * c1
+        col = torch.cat([self.prior_col, index.reshape(-1)])[self.merge_order]
+        values = torch.cat([self.prior_val * c0, weights.reshape(-1) * c1])[self.merge_order]
+        return self.merged_crow, col, values
 
     # ------------------------------------------------------------------ freezing
     def freeze(self) -> None:
@@ -231,8 +250,9 @@ class AttentionPool(nn.Module):
         for name in ("keys", "queries", "weight"):
             if hasattr(self, name):
                 delattr(self, name)
-        if hasattr(self, "row_pointers"):
-            delattr(self, "row_pointers")
+        for name in ("row_pointers", "merged_crow", "merge_order"):
+            if hasattr(self, name):
+                delattr(self, name)
         register_csr(self, "frozen", matrix)
         for name in (*_FROZEN, "frozen_shape"):
             setattr(self, name, getattr(self, name).to(device))
@@ -261,22 +281,14 @@ class AttentionPool(nn.Module):
             a = csr_from_buffers(self, "frozen")
             y = constant_spmm(a, csr_from_buffers(self, "frozen", transpose=True), x2)
             return from_vertex_major(y, x.shape[0])
-        y = None
-        if self.mode in ("fused", "prior"):
+        if self.mode == "prior":
             prior = csr_from_buffers(self, "prior")
             y = constant_spmm(prior, csr_from_buffers(self, "prior", transpose=True), x2)
-            if self.mode == "prior":
-                return from_vertex_major(y, x.shape[0])
-        c0, c1 = self._coefficients()
-        index, weights = self.attention()
-        learned = learned_spmm(
-            self.row_pointers,
-            index.reshape(-1),
-            weights.reshape(-1).to(x2.dtype),
-            (self.out_vertices, self.in_vertices),
-            x2,
+            return from_vertex_major(y, x.shape[0])
+        crow, col, values = self._learned_csr()
+        y = learned_spmm(
+            crow, col, values.to(x2.dtype), (self.out_vertices, self.in_vertices), x2
         )  # (V_out, B*C)
-        y = c1 * learned if y is None else c0 * y + c1 * learned
         return from_vertex_major(y, x.shape[0])
 
     def extra_repr(self) -> str:

@@ -49,4 +49,4 @@ def build_preset(name: str, hierarchy, **overrides) -> MeshAutoencoder:
     """
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset {name!r}", fix=f"choose one of {sorted(PRESETS)}")
-    return MeshAutoencoder.build(hierarchy, **{**PRESETS[name], **overrides})
+    return MeshAutoencoder(hierarchy, **{**PRESETS[name], **overrides})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from deep3dmm.mesh import shapes
@@ -21,10 +23,26 @@ def tiny_hierarchy():
 
 
 @pytest.fixture(scope="session")
-def coma_hierarchy(coma_template_path, tmp_path_factory):
+def coma_hierarchy(tmp_path_factory):
+    """The COMA template hierarchy (factors 4,4,4,4); skipped without ../shared/data."""
     from deep3dmm.mesh import Template
 
-    template = Template.load(coma_template_path)
+    path = Path(__file__).resolve().parents[2].parent / "shared/data/templates/coma_template.obj"
+    if not path.is_file():
+        pytest.skip(f"{path} not present (../shared/data is test material beside the project)")
+    template = Template.load(path)
     return MeshHierarchy.cached(
         template, cache_dir=tmp_path_factory.mktemp("hier"), factors=(4, 4, 4, 4)
     )
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny meshes gain nothing from threads; under pytest-xdist they oversubscribe the cores
+    (MKL's sparse products fork a thread team per call), so the nn tests run on one thread."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

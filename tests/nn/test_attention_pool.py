@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+import torch
+
+from deep3dmm.errors import ConfigError, TopologyMismatchError
+from deep3dmm.nn import AttentionPool, FixedPool
+
+
+def make_pool(h, direction="up", **kwargs):
+    """Up: level 1 -> level 0 (81 -> 162); down: level 0 -> level 1."""
+    if direction == "up":
+        args = (h.vertices[1], h.vertices[0], h.up[0])
+    else:
+        args = (h.vertices[0], h.vertices[1], h.down[0])
+    kwargs.setdefault("top_k", 8)
+    return AttentionPool(*args, **kwargs)
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+@pytest.mark.parametrize("normalize", ["l1", "softmax"])
+def test_rows_sum_to_one_and_topk_pattern(small_hierarchy, direction, normalize):
+    torch.manual_seed(0)
+    pool = make_pool(small_hierarchy, direction, normalize=normalize, top_k=5)
+    prior = (small_hierarchy.up if direction == "up" else small_hierarchy.down)[0]
+    np.testing.assert_allclose(np.asarray(prior.sum(1)).ravel(), 1.0, atol=1e-6)
+    p = pool.mapping().to_dense()
+    torch.testing.assert_close(p.sum(1), torch.ones(p.shape[0]), atol=1e-6, rtol=0)
+    index, weights = pool.attention()
+    assert index.shape == weights.shape == (p.shape[0], 5)
+    assert (index[:, 1:] > index[:, :-1]).all()  # exactly k distinct learned columns per row
+    torch.testing.assert_close(weights.sum(1), torch.ones(p.shape[0]))
+    # the learned indices are the true top-k of the clamped cosine scores (dense reference)
+    q = torch.nn.functional.normalize(pool.queries, dim=0)
+    k = torch.nn.functional.normalize(pool.keys, dim=0)
+    scores = (q.t() @ k).detach()
+    kth = scores.topk(5, dim=1).values[:, -1:]
+    assert (scores.gather(1, index) >= kth - 1e-6).all()
+    # support of P = prior's non-zeros union the learned ones, nothing else
+    support = torch.zeros_like(p, dtype=torch.bool)
+    support[torch.from_numpy(prior.toarray() != 0)] = True
+    support.scatter_(1, index, True)
+    assert ((p != 0) <= support).all()
+    assert ((p != 0).sum(1) <= 5 + torch.from_numpy(np.diff(prior.indptr))).all()
+
+
+def test_forward_matches_dense_mapping_and_gradients_reach_parameters(small_hierarchy):
+    torch.manual_seed(1)
+    pool = make_pool(small_hierarchy, "up", top_k=6)
+    x = torch.randn(3, small_hierarchy.num_vertices[1], 4, requires_grad=True)
+    y = pool(x)
+    dense = pool.mapping().to_dense()
+    torch.testing.assert_close(y, torch.einsum("oi,bic->boc", dense, x), atol=1e-6, rtol=1e-5)
+    (y**2).sum().backward()
+    for name in ("keys", "queries", "weight"):
+        grad = getattr(pool, name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    torch.testing.assert_close(
+        x.grad, torch.einsum("oi,boc->bic", dense, 2 * y), atol=1e-5, rtol=1e-5
+    )
+
+
+def test_gradients_match_dense_autograd_reference(small_hierarchy):
+    """The sparse value/input gradients equal autograd through a dense P built from A."""
+    torch.manual_seed(2)
+    pool = make_pool(small_hierarchy, "down", top_k=4).double()
+    x = torch.randn(2, small_hierarchy.num_vertices[0], 3, dtype=torch.double)
+    w = torch.randn(2, small_hierarchy.num_vertices[1], 3, dtype=torch.double)
+    (pool(x) * w).sum().backward()
+    fast = [p.grad.clone() for p in (pool.keys, pool.queries, pool.weight)]
+    pool.zero_grad()
+    index, weights = pool.attention()
+    c0, c1 = pool._coefficients()
+    prior = torch.from_numpy(small_hierarchy.down[0].toarray()).double()
+    learned = torch.zeros_like(prior).scatter(1, index, weights)
+    dense = c0 * prior + c1 * learned
+    (torch.einsum("oi,bic->boc", dense, x) * w).sum().backward()
+    for a, p in zip(fast, (pool.keys, pool.queries, pool.weight)):
+        torch.testing.assert_close(a, p.grad)
+
+
+def test_freeze_keeps_outputs_and_drops_parameters(small_hierarchy):
+    torch.manual_seed(3)
+    pool = make_pool(small_hierarchy, "up", top_k=8)
+    x = torch.randn(4, small_hierarchy.num_vertices[1], 5)
+    before = pool(x).detach()
+    pool.freeze()
+    assert pool.frozen and list(pool.parameters()) == []
+    torch.testing.assert_close(pool(x), before, atol=1e-6, rtol=0)
+    state = pool.state_dict()
+    assert not any(k in state for k in ("keys", "queries", "weight"))
+    # loads into another frozen pool with a different (random) mapping and nnz
+    torch.manual_seed(99)
+    other = make_pool(small_hierarchy, "up", top_k=8)
+    other.freeze()
+    other.load_state_dict(state)
+    torch.testing.assert_close(other(x), before, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_prior_weight_one_frozen_equals_fixed_pool_exactly(small_hierarchy, direction):
+    pool = make_pool(small_hierarchy, direction, prior_weight=1.0)
+    pool.freeze()
+    prior = (small_hierarchy.up if direction == "up" else small_hierarchy.down)[0]
+    fixed = FixedPool(prior)
+    x = torch.randn(3, prior.shape[1], 6)
+    assert torch.equal(pool(x), fixed(x))
+
+
+def test_modes_learned_and_prior(small_hierarchy):
+    x = torch.randn(2, small_hierarchy.num_vertices[1], 3)
+    learned = make_pool(small_hierarchy, "up", mode="learned", top_k=3)
+    p = learned.mapping().to_dense()
+    assert ((p != 0).sum(1) == 3).all()
+    torch.testing.assert_close(p.sum(1), torch.ones(p.shape[0]))
+    prior_only = make_pool(small_hierarchy, "up", mode="prior")
+    assert list(prior_only.parameters()) == []
+    torch.testing.assert_close(prior_only(x), FixedPool(small_hierarchy.up[0])(x))
+    no_prior = AttentionPool(
+        small_hierarchy.vertices[1], small_hierarchy.vertices[0], None, top_k=3, mode="learned"
+    )
+    assert no_prior(x).shape == (2, small_hierarchy.num_vertices[0], 3)
+
+
+def test_top_k_clamped_to_input_vertices_and_init(small_hierarchy):
+    h = small_hierarchy
+    pool = AttentionPool(h.vertices[2], h.vertices[1], h.up[1], top_k=1000)
+    assert pool.top_k == h.num_vertices[2]
+    assert pool.keys.shape == (21, h.num_vertices[2]) and pool.queries.shape == (
+        21,
+        h.num_vertices[1],
+    )
+    torch.testing.assert_close(pool.weight.data, torch.tensor([0.8, 0.2]))
+    assert (pool.keys[3:] >= 0).all() and (pool.keys[3:] < 0.1 + 0.01).all()
+    # first three rows: standardised positions x 0.1 plus noise in [0, 0.01)
+    v = h.vertices[2].astype(np.float64)
+    expected = torch.from_numpy(((v - v.mean(0)) / v.std(0) * 0.1).T).float()
+    diff = pool.keys[:3].detach() - expected
+    assert (diff >= 0).all() and (diff < 0.01).all()
+    assert "top_k=41" in repr(pool) and "dim=21" in repr(pool)
+
+
+def test_errors(small_hierarchy):
+    h = small_hierarchy
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        make_pool(h, mode="bogus")
+    with pytest.raises(ConfigError, match="normalize must be one of"):
+        make_pool(h, normalize="l2")
+    with pytest.raises(ConfigError, match="dim must be >= 3"):
+        make_pool(h, dim=2)
+    with pytest.raises(ConfigError, match="needs the fixed prior"):
+        AttentionPool(h.vertices[1], h.vertices[0], None, top_k=3)
+    with pytest.raises(ConfigError, match="prior has shape"):
+        AttentionPool(h.vertices[1], h.vertices[0], h.down[0], top_k=3)
+    with pytest.raises(TopologyMismatchError, match=r"\(B, 81, C\)"):
+        make_pool(h)(torch.zeros(1, 162, 3))

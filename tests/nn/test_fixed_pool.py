@@ -1,0 +1,28 @@
+import pytest
+import torch
+
+from deep3dmm.errors import TopologyMismatchError
+from deep3dmm.nn import FixedPool
+
+
+@pytest.mark.parametrize("direction", ["down", "up"])
+def test_matches_dense_product_forward_and_gradient(small_hierarchy, direction):
+    matrix = getattr(small_hierarchy, direction)[0]
+    pool = FixedPool(matrix).double()
+    dense = torch.from_numpy(matrix.toarray()).double()
+    x = torch.randn(3, matrix.shape[1], 5, dtype=torch.double, requires_grad=True)
+    y = pool(x)
+    ref = torch.einsum("oi,bic->boc", dense, x)
+    torch.testing.assert_close(y, ref)
+    w = torch.randn_like(y)
+    (g,) = torch.autograd.grad((y * w).sum(), x)
+    torch.testing.assert_close(g, torch.einsum("oi,boc->bic", dense, w))
+
+
+def test_mapping_repr_and_error(small_hierarchy):
+    pool = FixedPool(small_hierarchy.down[0])
+    dense = pool.mapping().to_dense().numpy()
+    assert (dense == small_hierarchy.down[0].toarray()).all()
+    assert "in_vertices=162, out_vertices=81" in repr(pool)
+    with pytest.raises(TopologyMismatchError, match=r"\(B, 162, C\)"):
+        pool(torch.zeros(2, 81, 3))
