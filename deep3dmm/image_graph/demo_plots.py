@@ -93,13 +93,13 @@ def plot_deform(images: torch.Tensor, results: dict[str, list[float]], path) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(9, 3.2))
-    grid = fig.add_gridspec(2, 8, width_ratios=[1] * 6 + [0.3, 4])
+    fig = plt.figure(figsize=(8, 3.2))
+    grid = fig.add_gridspec(3, 6, width_ratios=[1, 1, 1, 1, 0.25, 3.2])
     for i in range(min(12, len(images))):
-        ax = fig.add_subplot(grid[i // 6, i % 6])
+        ax = fig.add_subplot(grid[i // 4, i % 4])
         ax.imshow(images[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
         ax.axis("off")
-    ax = fig.add_subplot(grid[:, 7])
+    ax = fig.add_subplot(grid[:, 5])
     names = list(results)
     for i, name in enumerate(names):
         accs = results[name]
