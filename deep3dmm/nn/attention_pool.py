@@ -141,7 +141,8 @@ class AttentionPool(nn.Module):
         std = np.where(std > 0, std, 1.0)
         self.keys = nn.Parameter(self._init_rows(in_vertices, mean, std, noise))  # (d, V_in)
         self.queries = nn.Parameter(self._init_rows(out_vertices, mean, std, noise))  # (d, V_out)
-        self.weight = nn.Parameter(torch.tensor([prior_weight, 1.0 - prior_weight]))  # (2,)
+        if mode == "fused":
+            self.weight = nn.Parameter(torch.tensor([prior_weight, 1.0 - prior_weight]))  # (2,)
         # CSR layout of the learned entries alone: k per row.
         k = self.top_k
         self.register_buffer(
@@ -208,7 +209,7 @@ class AttentionPool(nn.Module):
         if self.frozen:
             return csr_from_buffers(self, "frozen").detach().to_sparse_coo().coalesce()
         with torch.no_grad():
-            crow, col, values = self._learned_csr()
+            crow, col, values, _ = self._learned_csr()
             counts = crow[1:] - crow[:-1]
             rows = torch.repeat_interleave(
                 torch.arange(self.out_vertices, device=crow.device), counts
@@ -217,17 +218,24 @@ class AttentionPool(nn.Module):
                 torch.stack([rows, col]), values, shape, check_invariants=False
             ).coalesce()
 
-    def _learned_csr(self) -> tuple[Tensor, Tensor, Tensor]:
-        """CSR arrays of the current ``P`` (with gradients on the values), uncoalesced."""
+    def _learned_csr(self):
+        """CSR arrays of the current ``P`` (values carry gradients), uncoalesced.
+
+        Returns:
+            ``(crow, col, values, parts)``; ``parts`` lists the duplicate-free pieces
+            (prior, learned) for the value gradient, or ``None`` when there is one piece.
+        """
         if self.mode == "prior":
-            return self.prior_crow, self.prior_col, self.prior_val
+            return self.prior_crow, self.prior_col, self.prior_val, None
         index, weights = self.attention()
         c0, c1 = self._coefficients()
+        learned_col = index.reshape(-1)
         if self.mode == "learned":
-            return self.row_pointers, index.reshape(-1), weights.reshape(-1) * c1
-        col = torch.cat([self.prior_col, index.reshape(-1)])[self.merge_order]
+            return self.row_pointers, learned_col, weights.reshape(-1) * c1, None
+        col = torch.cat([self.prior_col, learned_col])[self.merge_order]
         values = torch.cat([self.prior_val * c0, weights.reshape(-1) * c1])[self.merge_order]
-        return self.merged_crow, col, values
+        parts = [(self.prior_crow, self.prior_col), (self.row_pointers, learned_col)]
+        return self.merged_crow, col, values, parts
 
     # ------------------------------------------------------------------ freezing
     def freeze(self) -> None:
@@ -285,9 +293,15 @@ class AttentionPool(nn.Module):
             prior = csr_from_buffers(self, "prior")
             y = constant_spmm(prior, csr_from_buffers(self, "prior", transpose=True), x2)
             return from_vertex_major(y, x.shape[0])
-        crow, col, values = self._learned_csr()
+        crow, col, values, parts = self._learned_csr()
         y = learned_spmm(
-            crow, col, values.to(x2.dtype), (self.out_vertices, self.in_vertices), x2
+            crow,
+            col,
+            values.to(x2.dtype),
+            (self.out_vertices, self.in_vertices),
+            x2,
+            parts=parts,
+            order=None if parts is None else self.merge_order,
         )  # (V_out, B*C)
         return from_vertex_major(y, x.shape[0])
 

@@ -123,12 +123,19 @@ def constant_spmm(a: Tensor, a_t: Tensor | None, x: Tensor) -> Tensor:
     return _ConstantSpMM.apply(a, a_t, x)
 
 
+def _sddmm(crow: Tensor, col: Tensor, shape, grad: Tensor, x: Tensor) -> Tensor:
+    """``<grad_i, x_j>`` for every entry ``(i, j)`` of a duplicate-free CSR pattern."""
+    ones = torch.ones(col.shape[0], dtype=grad.dtype, device=grad.device)
+    pattern = torch.sparse_csr_tensor(crow, col, ones, shape, check_invariants=False)
+    return torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
+
+
 class _LearnedSpMM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, crow, col, values, shape, x):
+    def forward(ctx, crow, col, values, shape, x, parts, order):
         a = torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
         ctx.save_for_backward(crow, col, values, x)
-        ctx.shape = shape
+        ctx.shape, ctx.parts, ctx.order = shape, parts, order
         return torch.sparse.mm(a, x)
 
     @staticmethod
@@ -138,11 +145,12 @@ class _LearnedSpMM(torch.autograd.Function):
         grad = grad.contiguous()
         grad_values = grad_x = None
         if ctx.needs_input_grad[2]:
-            pattern = torch.sparse_csr_tensor(
-                crow, col, torch.ones_like(values), ctx.shape, check_invariants=False
-            )
             # SDDMM: (grad @ x^T) sampled at the pattern: dL/dA_ij = <grad_i, x_j>.
-            grad_values = torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
+            if ctx.parts is None:
+                grad_values = _sddmm(crow, col, ctx.shape, grad, x)
+            else:
+                pieces = [_sddmm(c, k, ctx.shape, grad, x) for c, k in ctx.parts]
+                grad_values = torch.cat(pieces)[ctx.order]
         if ctx.needs_input_grad[4]:
             counts = crow[1:] - crow[:-1]
             row = torch.repeat_interleave(torch.arange(rows, device=crow.device), counts)
@@ -153,19 +161,32 @@ class _LearnedSpMM(torch.autograd.Function):
                 t_crow, row[order], values[order], (cols, rows), check_invariants=False
             )
             grad_x = torch.sparse.mm(a_t, grad)
-        return None, None, grad_values, None, grad_x
+        return None, None, grad_values, None, grad_x, None, None
 
 
-def learned_spmm(crow: Tensor, col: Tensor, values: Tensor, shape, x: Tensor) -> Tensor:
+def learned_spmm(
+    crow: Tensor,
+    col: Tensor,
+    values: Tensor,
+    shape,
+    x: Tensor,
+    *,
+    parts: list[tuple[Tensor, Tensor]] | None = None,
+    order: Tensor | None = None,
+) -> Tensor:
     """``A @ x`` for a CSR ``A`` whose ``values`` (nnz,) carry gradients.
 
     The value gradient is an SDDMM (``torch.sparse.sampled_addmm``) and the input gradient
-    a product with the transposed CSR built by one sort of the nnz entries.
+    a product with the transposed CSR built by one sort of the nnz entries. A row may hold
+    the same column twice (the entries add up); the SDDMM then needs the entries split into
+    duplicate-free CSR ``parts`` ``[(crow_p, col_p), ...]`` with ``order`` such that
+    ``cat(per-part values)[order]`` is the entry order of ``(crow, col)``.
 
     Shapes:
         crow ``(R+1,)``, col ``(nnz,)``, values ``(nnz,)``, x ``(N, F)`` -> ``(R, F)``.
     """
-    return _LearnedSpMM.apply(crow, col, values, tuple(int(s) for s in shape), x)
+    shape = tuple(int(s) for s in shape)
+    return _LearnedSpMM.apply(crow, col, values, shape, x, parts, order)
 
 
 def to_vertex_major(x: Tensor) -> Tensor:

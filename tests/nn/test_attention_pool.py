@@ -59,23 +59,33 @@ def test_forward_matches_dense_mapping_and_gradients_reach_parameters(small_hier
     )
 
 
-def test_gradients_match_dense_autograd_reference(small_hierarchy):
-    """The sparse value/input gradients equal autograd through a dense P built from A."""
+@pytest.mark.parametrize("top_k", [4, 1000])
+@pytest.mark.parametrize("mode", ["fused", "learned"])
+def test_gradients_match_dense_autograd_reference(small_hierarchy, top_k, mode):
+    """Sparse value/input gradients equal autograd through a dense P built from A.
+
+    ``top_k=1000`` is clamped to all input vertices, so every prior entry is duplicated.
+    """
     torch.manual_seed(2)
-    pool = make_pool(small_hierarchy, "down", top_k=4).double()
-    x = torch.randn(2, small_hierarchy.num_vertices[0], 3, dtype=torch.double)
-    w = torch.randn(2, small_hierarchy.num_vertices[1], 3, dtype=torch.double)
+    h = small_hierarchy
+    pool = AttentionPool(h.vertices[2], h.vertices[1], h.up[1], top_k=top_k, mode=mode).double()
+    x = torch.randn(2, h.num_vertices[2], 3, dtype=torch.double, requires_grad=True)
+    w = torch.randn(2, h.num_vertices[1], 3, dtype=torch.double)
     (pool(x) * w).sum().backward()
-    fast = [p.grad.clone() for p in (pool.keys, pool.queries, pool.weight)]
+    names = ("keys", "queries", "weight") if mode == "fused" else ("keys", "queries")
+    assert hasattr(pool, "weight") == (mode == "fused")
+    fast = [getattr(pool, n).grad.clone() for n in names] + [x.grad.clone()]
     pool.zero_grad()
+    x.grad = None
     index, weights = pool.attention()
     c0, c1 = pool._coefficients()
-    prior = torch.from_numpy(small_hierarchy.down[0].toarray()).double()
+    prior = torch.from_numpy(h.up[1].toarray()).double()
     learned = torch.zeros_like(prior).scatter(1, index, weights)
     dense = c0 * prior + c1 * learned
     (torch.einsum("oi,bic->boc", dense, x) * w).sum().backward()
-    for a, p in zip(fast, (pool.keys, pool.queries, pool.weight)):
-        torch.testing.assert_close(a, p.grad)
+    slow = [getattr(pool, n).grad for n in names] + [x.grad]
+    for name, a, b in zip(names + ("x",), fast, slow):
+        torch.testing.assert_close(a, b, msg=name)
 
 
 def test_freeze_keeps_outputs_and_drops_parameters(small_hierarchy):
