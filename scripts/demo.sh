@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Set up .venv (first run only) and run the main job.
+# Set up .venv (first run only), then train and evaluate the default model end to end:
+# the generated anny faces dataset, a spiral + attention (Deep3DMM) autoencoder, a short
+# schedule (a few minutes on 2 CPU cores), the test error in mm and where the run folder is.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/setup_env.sh
 export PYVISTA_OFF_SCREEN=true MPLBACKEND=Agg
-mkdir -p runs/demo
-deep3dmm mesh shape icosphere --out runs/demo/icosphere.ply
-deep3dmm mesh info runs/demo/icosphere.ply
+deep3dmm train

@@ -20,7 +20,7 @@ from deep3dmm.errors import ConfigError
 from deep3dmm.train.config import RunConfig, TrainConfig, load_config
 
 # The embedded default: minutes on 2 CPU cores (the published schedule is 300 epochs).
-QUICK_TRAIN = {"epochs": 20, "batch_size": 16}
+QUICK_TRAIN = {"epochs": 6, "batch_size": 16}
 
 # Options that may change when a run is resumed; every other option must match the run.
 RESUMABLE = {("train", "epochs"), ("train", "device"), ("train", "in_memory")}
@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--split", choices=("interpolation", "extrapolation", "identity", "random", "predefined"),
         help="split protocol (default interpolation)")  # fmt: skip
     add("--holdout", help="held-out sequence (extrapolation) or subject (identity)")
-    add("--epochs", type=int, help="epochs (default 300; 20 for the embedded default)")
+    add("--epochs", type=int, help="epochs (default 300; 6 for the embedded default)")
     add("--batch-size", type=int, help="meshes per step and process (default 32)")
     add("--optimizer", choices=("adam", "sgd"), help="optimiser (default adam)")
     add("--lr", type=float, help="learning rate (default 1e-3)")

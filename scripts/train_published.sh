@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Shared body of train_coma.sh, train_dfaust.sh and train_hands.sh (sourced, not run).
+# Expects: PREPARED (prepared dataset folder), RUNS (runs folder), EPOCHS (default 300),
+# TRAIN_ARGS (extra `deep3dmm train` options, e.g. "--device cuda").
+# Trains the four published configurations with their published schedules, evaluates
+# each on the test split and writes a comparison table. Re-running continues unfinished
+# runs (--resume) and skips finished ones.
+
+EPOCHS="${EPOCHS:-300}"
+read -r -a EXTRA <<< "${TRAIN_ARGS:-}"
+
+train_one() {  # NAME, then `deep3dmm train` options
+  local name="$1"; shift
+  local out="$RUNS/$name" resume=()
+  [ -f "$out/config.toml" ] && resume=(--resume)
+  echo "[train] $name -> $out"
+  if [ ${#resume[@]} -eq 0 ]; then
+    deep3dmm train --data "$PREPARED" --out "$out" --epochs "$EPOCHS" "$@" "${EXTRA[@]}"
+  else
+    deep3dmm train --out "$out" --resume --epochs "$EPOCHS" "${EXTRA[@]}"
+  fi
+}
+
+# COMA (Ranjan et al. 2018): Chebyshev K=6, 16-16-16-32, latent 8, SGD 8e-3 momentum 0.9.
+COMA_SCHEDULE=(--optimizer sgd --lr 8e-3 --momentum 0.9 --lr-decay 0.99 --batch-size 16)
+# Neural3DMM / SpiralNet++: spiral L=9, 32-32-32-64, latent 16, Adam 1e-3.
+SPIRAL_SCHEDULE=(--optimizer adam --lr 1e-3 --lr-decay 0.99 --batch-size 32)
+
+train_one coma --preset coma "${COMA_SCHEDULE[@]}"
+train_one deep3dmm-spectral --preset deep3dmm-spectral "${COMA_SCHEDULE[@]}"
+train_one neural3dmm --preset neural3dmm "${SPIRAL_SCHEDULE[@]}"
+train_one deep3dmm-spiral --preset deep3dmm-spiral "${SPIRAL_SCHEDULE[@]}"
+
+deep3dmm runs compare "$RUNS/coma" "$RUNS/deep3dmm-spectral" "$RUNS/neural3dmm" \
+  "$RUNS/deep3dmm-spiral" --markdown "$RUNS/compare.md"
+echo "[train] comparison table: $RUNS/compare.md"
