@@ -66,6 +66,7 @@ def test_training_beats_chance_on_held_out_sequence():
     assert p > base + 0.3 and r > 0.7
 
 
+@pytest.mark.slow
 def test_track_demo_cli_tiny(tmp_path, capsys):
     import json
 
