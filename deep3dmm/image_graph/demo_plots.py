@@ -129,7 +129,7 @@ def plot_active_curves(results, path: str | os.PathLike) -> None:
         ax.fill_between(labelled, acc.min(0), acc.max(0), alpha=0.15)
     ax.set_xlabel("labelled images")
     ax.set_ylabel("test accuracy")
-    ax.set_title("active learning on digits")
+    ax.set_title("active learning on digits (mean; band = min-max over seeds)")
     ax.grid(alpha=0.3)
     ax.legend()
     _save(plt, fig, path)
