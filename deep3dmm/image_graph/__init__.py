@@ -109,3 +109,92 @@ __all__ = [
     "symmetric_normalize",
     "train_run",
 ]
+
+# Part 2: message passing, tracking, few-shot GNN, deformable convolution, active learning.
+from deep3dmm.image_graph.active import (  # noqa: E402
+    ACTIVE_METHODS,
+    ActiveResult,
+    SamplerGCN,
+    kcenter_greedy,
+    load_active_results,
+    run_active_learning,
+    sampler_adjacency,
+    sampler_loss,
+    train_sampler,
+    uncertainty_select,
+)
+from deep3dmm.image_graph.deform_compare import (  # noqa: E402
+    compare_deformable,
+    deformable_small_cnn,
+    transformed_digits,
+)
+from deep3dmm.image_graph.deformable import (  # noqa: E402
+    DeformConv2d,
+    DeformRoIPool,
+    deform_conv2d,
+    deform_roi_pool,
+)
+from deep3dmm.image_graph.fewshot import (  # noqa: E402
+    Episode,
+    EpisodeSampler,
+    FewShotGNN,
+    GraphConvFamily,
+    LearnedAdjacency,
+    evaluate_fewshot,
+    train_fewshot,
+)
+from deep3dmm.image_graph.message_passing import (  # noqa: E402
+    AGGREGATIONS,
+    MLP,
+    GraphNetworkBlock,
+    TimeAwareMessagePassing,
+    check_edge_index,
+    scatter_aggregate,
+)
+from deep3dmm.image_graph.tracking import (  # noqa: E402
+    DetectionGraph,
+    Detections,
+    detection_graph,
+    edge_precision_recall,
+    synthetic_detections,
+    train_edge_classifier,
+)
+
+__all__ += [
+    "ACTIVE_METHODS",
+    "AGGREGATIONS",
+    "ActiveResult",
+    "DeformConv2d",
+    "DeformRoIPool",
+    "DetectionGraph",
+    "Detections",
+    "Episode",
+    "EpisodeSampler",
+    "FewShotGNN",
+    "GraphConvFamily",
+    "GraphNetworkBlock",
+    "LearnedAdjacency",
+    "MLP",
+    "SamplerGCN",
+    "TimeAwareMessagePassing",
+    "check_edge_index",
+    "compare_deformable",
+    "deform_conv2d",
+    "deform_roi_pool",
+    "deformable_small_cnn",
+    "detection_graph",
+    "edge_precision_recall",
+    "evaluate_fewshot",
+    "kcenter_greedy",
+    "load_active_results",
+    "run_active_learning",
+    "sampler_adjacency",
+    "sampler_loss",
+    "scatter_aggregate",
+    "synthetic_detections",
+    "train_edge_classifier",
+    "train_fewshot",
+    "train_sampler",
+    "transformed_digits",
+    "uncertainty_select",
+]
