@@ -20,7 +20,7 @@ train cnn --model cnn
 train maxpool_gcn --keypoints maxpool --graph gcn
 train topk_gcn --keypoints topk --graph gcn
 train maxpool_gat --keypoints maxpool --graph gat
-train maxpool_diffpool --keypoints maxpool --graph diffpool
+train maxpool_diffpool --keypoints maxpool --graph diffpool --layers 3
 train regress_gcn --keypoints regress --graph gcn
 deep3dmm image summary "$RUNS"/*/seed*
 for name in maxpool_gcn topk_gcn regress_gcn; do

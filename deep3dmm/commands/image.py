@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--adjacency", choices=["inverse_distance", "gaussian", "knn"], default=DEFAULTS.adjacency
     )
     train.add_argument(
+        "--aux-weight",
+        type=float,
+        default=DEFAULTS.aux_weight,
+        help="weight of DiffPool's link + entropy loss",
+    )
+    train.add_argument(
         "--weighted", action="store_true", help="reconstruct with the confidence-weighted MSE"
     )
     train.add_argument("--epochs", type=int, default=DEFAULTS.epochs)

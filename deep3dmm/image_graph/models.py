@@ -80,7 +80,9 @@ class KeypointGraphEncoder(nn.Module):
         window: NMS window / regression cell on the score map (``H/2`` pixels).
         graph: ``"gcn"``, ``"gat"`` or ``"diffpool"``.
         hidden: node channels of the graph layers.
-        layers: number of graph layers (DiffPool: one before and the rest after pooling).
+        layers: number of graph layers; with DiffPool the second is the pooling block and
+            the rest run on the pooled graph (use 3: with 2, a mean readout over the clusters
+            equals ``sum(Z) / K`` whatever the assignment).
         heads: GAT heads (hidden layers concatenate ``hidden / heads`` per head).
         clusters: DiffPool clusters.
         adjacency: adjacency builder name (see ``interconnect.ADJACENCY``).
@@ -139,7 +141,6 @@ class KeypointGraphEncoder(nn.Module):
                 self.layers.append(nn.Identity())
             else:
                 self.layers.append(GCNLayer(a, b))
-        self.norm = nn.LayerNorm(hidden)
 
     def select(self, images: torch.Tensor) -> tuple[torch.Tensor, KeypointSet]:
         """Stage-1 features ``(B, w1, H/2, W/2)`` and the keypoints chosen on them."""
@@ -164,7 +165,7 @@ class KeypointGraphEncoder(nn.Module):
                 x, adj, aux = self.pool(x, adj)
             else:
                 x = F.relu(layer(x, adj))
-        return self.norm(x), kp, f2, aux
+        return x, kp, f2, aux
 
 
 class KeypointGraphClassifier(nn.Module):
@@ -174,16 +175,28 @@ class KeypointGraphClassifier(nn.Module):
         num_classes: output classes.
         in_channels: image channels.
         dropout: dropout before the last linear layer.
+        aux_weight: weight of DiffPool's link + entropy loss in :meth:`training_loss`
+            (at 1.0 the entropy term collapses every node into one cluster on digits).
         **encoder: keyword options of :class:`KeypointGraphEncoder`.
     """
 
     def __init__(
-        self, num_classes: int = 10, *, in_channels: int = 1, dropout: float = 0.1, **encoder
+        self,
+        num_classes: int = 10,
+        *,
+        in_channels: int = 1,
+        dropout: float = 0.1,
+        aux_weight: float = 0.1,
+        **encoder,
     ):
         super().__init__()
         self.num_classes = num_classes
+        self.aux_weight = aux_weight
         self.encoder = KeypointGraphEncoder(in_channels, **encoder)
         hidden = self.encoder.hidden
+        # Normalise after the readout, not per node: a DiffPool cluster that receives
+        # (almost) no nodes is a near-zero vector that a per-node LayerNorm would blow up.
+        self.norm = nn.LayerNorm(hidden)
         self.mlp = nn.Sequential(
             nn.Linear(hidden, hidden),
             nn.ReLU(inplace=True),
@@ -194,16 +207,16 @@ class KeypointGraphClassifier(nn.Module):
     def forward_with_aux(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, num_classes)`` and the auxiliary (DiffPool) loss."""
         nodes, _, _, aux = self.encoder(images)
-        return self.mlp(nodes.mean(dim=1)), aux
+        return self.mlp(self.norm(nodes.mean(dim=1))), aux
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)``."""
         return self.forward_with_aux(images)[0]
 
     def training_loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy plus the auxiliary loss."""
+        """Cross-entropy plus ``aux_weight`` times the auxiliary loss."""
         logits, aux = self.forward_with_aux(images)
-        return F.cross_entropy(logits, labels) + aux
+        return F.cross_entropy(logits, labels) + self.aux_weight * aux
 
     def keypoints(self, images: torch.Tensor) -> KeypointSet:
         """The keypoints the model selects (on the ``H/2`` score-map grid)."""
@@ -214,7 +227,8 @@ class KeypointGraphClassifier(nn.Module):
         e = self.encoder
         return (
             f"num_classes={self.num_classes}, keypoints={e.keypoints_method!r}, "
-            f"num_keypoints={e.num_keypoints}, graph={e.graph!r}, adjacency={e.adjacency!r}"
+            f"num_keypoints={e.num_keypoints}, graph={e.graph!r}, adjacency={e.adjacency!r}, "
+            f"aux_weight={self.aux_weight}"
         )
 
 
@@ -261,6 +275,7 @@ class KeypointGraphAutoencoder(nn.Module):
             )
         self.encoder = KeypointGraphEncoder(in_channels, **encoder)
         hidden = self.encoder.hidden
+        self.norm = nn.LayerNorm(hidden)
         self.decoder = nn.Sequential(
             nn.Conv2d(hidden, hidden, 3, padding=1),
             nn.ReLU(inplace=True),
@@ -277,7 +292,7 @@ class KeypointGraphAutoencoder(nn.Module):
     def forward_with_keypoints(self, images: torch.Tensor) -> tuple[torch.Tensor, KeypointSet]:
         """Reconstruction ``(B, C_in, H, W)`` and the keypoints used."""
         nodes, kp, f2, _ = self.encoder(images)
-        grid = graph_to_cnn(nodes, kp, tuple(f2.shape[-2:]))  # (B, hidden, H/4, W/4)
+        grid = graph_to_cnn(self.norm(nodes), kp, tuple(f2.shape[-2:]))  # (B, hidden, H/4, W/4)
         return self.decoder(grid), kp
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

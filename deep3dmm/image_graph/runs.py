@@ -59,6 +59,7 @@ class ImageRunConfig:
         layers: graph layers.
         widths: CNN channels (the baseline uses all three, the graph models the first two).
         adjacency: adjacency builder.
+        aux_weight: weight of DiffPool's auxiliary (link + entropy) loss.
         weighted: reconstruct with the confidence-weighted MSE.
         epochs, lr, batch_size, seed: optimisation.
     """
@@ -75,6 +76,7 @@ class ImageRunConfig:
     layers: int = 2
     widths: tuple[int, ...] = (32, 64, 128)
     adjacency: str = "inverse_distance"
+    aux_weight: float = 0.1
     weighted: bool = False
     epochs: int = 8
     lr: float = 3e-3
@@ -148,7 +150,7 @@ def build_model(config: ImageRunConfig, *, num_classes: int) -> nn.Module:
         adjacency=config.adjacency,
     )
     if config.task == "classify":
-        return KeypointGraphClassifier(num_classes, **options)
+        return KeypointGraphClassifier(num_classes, aux_weight=config.aux_weight, **options)
     return KeypointGraphAutoencoder(**options)
 
 

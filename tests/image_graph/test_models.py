@@ -96,3 +96,15 @@ def test_classifier_learns_procedural_shapes():
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+
+
+def test_training_loss_adds_the_weighted_diffpool_loss():
+    torch.manual_seed(0)
+    model = KeypointGraphClassifier(3, graph="diffpool", layers=3, aux_weight=0.25, **SMALL)
+    model.eval()
+    x, y = torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 2, 0])
+    logits, aux = model.forward_with_aux(x)
+    assert aux.item() > 0
+    expected = torch.nn.functional.cross_entropy(logits, y) + 0.25 * aux
+    torch.testing.assert_close(model.training_loss(x, y), expected)
+    assert "aux_weight=0.25" in repr(model)
