@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import statistics
 import sys
@@ -44,18 +45,23 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, *, repeats: int, warmup: int, device: torch.device) -> list[float]:
-    """Wall-clock seconds of ``fn()`` for each of ``repeats`` runs after ``warmup`` runs."""
+def timed(fn, *, repeats: int, warmup: int, device: torch.device) -> tuple[float, float]:
+    """Median wall-clock and median process-CPU seconds of ``fn()`` after ``warmup`` runs.
+
+    The CPU time (all threads of this process) is the contention-robust figure on a shared
+    machine; on a quiet one, wall time is what users see.
+    """
     for _ in range(warmup):
         fn()
     sync(device)
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fn()
         sync(device)
-        times.append(time.perf_counter() - start)
-    return times
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def benchmark_hierarchy(quick: bool):
@@ -117,7 +123,9 @@ def section_model(args) -> list[dict]:
     rows = []
     print(
         f"# model: {name} {hierarchy.num_vertices}, batch {batch}, device {device}, "
-        f"threads {torch.get_num_threads()}, repeats {repeats} (median)"
+        f"threads {torch.get_num_threads()}, repeats {repeats} (median), "
+        f"reuse_freed_memory {not args.no_reuse_memory}, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     for conv, kwargs in backbones.items():
         for pool_name, pool in pools.items():
@@ -134,13 +142,19 @@ def section_model(args) -> list[dict]:
                 row["params"] = sum(p.numel() for p in model.parameters())
             else:
                 step = train_step(model, data)
-                times = timed(step, repeats=repeats, warmup=warmup, device=device)
-                ms = statistics.median(times) * 1e3
-                row.update(train_ms=round(ms, 1), train_meshes_s=round(batch / ms * 1e3, 1))
+                wall, cpu = timed(step, repeats=repeats, warmup=warmup, device=device)
+                row.update(
+                    train_ms=round(wall * 1e3, 1),
+                    train_meshes_s=round(batch / wall, 1),
+                    train_cpu_ms=round(cpu * 1e3, 1),
+                )
             model.eval()
-            times = timed(inference(model, data), repeats=repeats, warmup=warmup, device=device)
-            ms = statistics.median(times) * 1e3
-            row.update(infer_ms=round(ms, 1), infer_meshes_s=round(batch / ms * 1e3, 1))
+            wall, cpu = timed(inference(model, data), repeats=repeats, warmup=warmup, device=device)
+            row.update(
+                infer_ms=round(wall * 1e3, 1),
+                infer_meshes_s=round(batch / wall, 1),
+                infer_cpu_ms=round(cpu * 1e3, 1),
+            )
             row["peak_rss_mb"] = round(peak_rss_mb(), 0)
             if device.type == "cuda":
                 row["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 0)
