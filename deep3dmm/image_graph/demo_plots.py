@@ -36,6 +36,8 @@ def plot_tracking(dets, graph, logits: torch.Tensor, path: str | os.PathLike) ->
     """Detections (x position vs frame, coloured by identity, grey = false positive) and the
     classified edges: true positives green, false positives red, missed edges dashed orange.
     """  # noqa: D205
+    from matplotlib.collections import LineCollection
+
     plt, fig, ax = _figure(figsize=(9, 4.5))
     f = dets.frame.numpy()
     x = dets.box[:, 0].numpy()
@@ -52,8 +54,6 @@ def plot_tracking(dets, graph, logits: torch.Tensor, path: str | os.PathLike) ->
             [np.stack([f[src[mask]], x[src[mask]]], 1), np.stack([f[dst[mask]], x[dst[mask]]], 1)],
             1,
         )
-        from matplotlib.collections import LineCollection
-
         ax.add_collection(LineCollection(segs, **style))
     real = ident >= 0
     ax.scatter(f[real], x[real], c=ident[real], cmap="tab20", s=14, zorder=3)

@@ -103,8 +103,7 @@ class FewShotGNN(nn.Module):
 
     Args:
         n_way: classes per episode n.
-        embed_dim: embedding width (the CNN's last stage width).
-        widths: CNN stage widths.
+        widths: CNN stage widths (the embedding width is the last one).
         image_size: image side.
         hidden: width added by every graph layer.
         layers: graph layers before the classification layer.

@@ -193,8 +193,12 @@ def train_edge_classifier(
 
     Positive edges are up-weighted by the negative/positive ratio of the training graphs.
     """
-    if not graphs:
-        raise ConfigError("train_edge_classifier: no training graphs", fix="pass >= 1 graph")
+    if not graphs or steps < 1:
+        raise ConfigError(
+            f"train_edge_classifier: need >= 1 graph and >= 1 step, got {len(graphs)} graphs, "
+            f"{steps} steps",
+            fix="pass training graphs and a positive number of steps",
+        )
     torch.manual_seed(seed)
     g0 = graphs[0]
     model = TimeAwareMessagePassing(

@@ -19,6 +19,8 @@ def test_synthetic_detections_shapes_and_determinism():
     assert set(a.identity.tolist()) <= {-1, 0, 1, 2, 3}
     with pytest.raises(ConfigError, match="num_frames >= 2"):
         synthetic_detections(num_frames=1)
+    with pytest.raises(ConfigError, match="need >= 1 graph and >= 1 step"):
+        train_edge_classifier([], steps=5)
 
 
 def test_detection_graph_matches_loop_reference():
