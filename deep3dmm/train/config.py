@@ -125,7 +125,8 @@ class ModelConfig:
 
     Args:
         preset: a name of ``deep3dmm.nn.PRESETS`` ("coma", "neural3dmm", "spiralnet++",
-            "deep3dmm-spectral", "deep3dmm-spiral") or empty.
+            "deep3dmm-spectral", "deep3dmm-spiral"; the default) or empty (the options
+            alone, with ``MeshAutoencoder.build``'s defaults).
         conv: "spiral" or "cheb".
         pool: "fixed" or "attention".
         latent: latent code size.
@@ -141,7 +142,7 @@ class ModelConfig:
         attention_normalize: "l1" (paper) or "softmax".
     """
 
-    preset: str = ""
+    preset: str = "deep3dmm-spiral"
     conv: str | None = None
     pool: str | None = None
     latent: int | None = None

@@ -75,3 +75,16 @@ def test_model_build_kwargs_only_explicit():
         "conv": "cheb",
         "top_k": (4, 8),
     }
+
+
+def test_cli_defaults_embedded_and_published():
+    from deep3dmm.cli import build_parser
+    from deep3dmm.commands.train import QUICK_TRAIN, build_config
+
+    parser = build_parser()
+    quick = build_config(parser.parse_args(["train"]), None)
+    assert quick.model.preset == "deep3dmm-spiral" and quick.data.path == ""
+    assert quick.train.epochs == QUICK_TRAIN["epochs"] and quick.optim.optimizer == "adam"
+    full = build_config(parser.parse_args(["train", "--data", "/d", "--preset", "coma"]), None)
+    assert full.train.epochs == 300 and full.train.batch_size == 32
+    assert full.model.preset == "coma" and full.data.path == "/d"
