@@ -195,8 +195,16 @@ class AttentionPool(nn.Module):
                 scores = queries[:, start:stop].t() @ keys  # (rows, V_in), no batch dim
                 index[start:stop] = scores.topk(self.top_k, dim=1, sorted=False).indices
             index = index.sort(dim=1).values
-        picked = keys.t()[index]  # (V_out, k, d)
-        scores = (picked * queries.t().unsqueeze(1)).sum(-1).clamp_min(0.0)  # (V_out, k)
+        # cos(q_i, k_j) for the k picked pairs only: an SDDMM, differentiable in q and k
+        pattern = torch.sparse_csr_tensor(
+            self.row_pointers,
+            index.reshape(-1),
+            torch.zeros(index.numel(), dtype=keys.dtype, device=keys.device),
+            (self.out_vertices, self.in_vertices),
+            check_invariants=False,
+        )
+        scores = torch.sparse.sampled_addmm(pattern, queries.t(), keys, beta=0.0).values()
+        scores = scores.view(self.out_vertices, self.top_k).clamp_min(0.0)  # (V_out, k)
         if self.normalize == "l1":
             weights = scores / scores.sum(1, keepdim=True).clamp_min(1e-12)
         else:

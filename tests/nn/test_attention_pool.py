@@ -88,6 +88,30 @@ def test_gradients_match_dense_autograd_reference(small_hierarchy, top_k, mode):
         torch.testing.assert_close(a, b, msg=name)
 
 
+@pytest.mark.parametrize("normalize", ["l1", "softmax"])
+def test_attention_weights_and_gradients_match_dense_reference(small_hierarchy, normalize):
+    """A from a dense (V_out, V_in) clamped-cosine matrix, top-k by a dense sort."""
+    torch.manual_seed(4)
+    h = small_hierarchy
+    pool = AttentionPool(
+        h.vertices[1], h.vertices[0], h.up[0], top_k=6, normalize=normalize
+    ).double()
+    index, weights = pool.attention()
+    probe = torch.randn_like(weights)
+    grads = torch.autograd.grad((weights * probe).sum(), (pool.keys, pool.queries))
+    q = pool.queries / pool.queries.norm(dim=0, keepdim=True)
+    k = pool.keys / pool.keys.norm(dim=0, keepdim=True)
+    scores = q.t() @ k  # (V_out, V_in)
+    ref_index = scores.detach().argsort(dim=1, descending=True)[:, :6].sort(dim=1).values
+    assert torch.equal(index, ref_index)
+    picked = scores.gather(1, ref_index).clamp_min(0)
+    ref = picked / picked.sum(1, keepdim=True) if normalize == "l1" else picked.softmax(1)
+    torch.testing.assert_close(weights, ref)
+    ref_grads = torch.autograd.grad((ref * probe).sum(), (pool.keys, pool.queries))
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b)
+
+
 def test_freeze_keeps_outputs_and_drops_parameters(small_hierarchy):
     torch.manual_seed(3)
     pool = make_pool(small_hierarchy, "up", top_k=8)
