@@ -128,12 +128,8 @@ from deep3dmm.image_graph.deform_compare import (  # noqa: E402
     deformable_small_cnn,
     transformed_digits,
 )
-from deep3dmm.image_graph.deformable import (  # noqa: E402
-    DeformConv2d,
-    DeformRoIPool,
-    deform_conv2d,
-    deform_roi_pool,
-)
+from deep3dmm.image_graph.deform_roi_pool import DeformRoIPool, deform_roi_pool  # noqa: E402
+from deep3dmm.image_graph.deformable import DeformConv2d, deform_conv2d  # noqa: E402
 from deep3dmm.image_graph.fewshot import (  # noqa: E402
     Episode,
     EpisodeSampler,

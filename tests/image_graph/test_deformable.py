@@ -6,12 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from deep3dmm.errors import ConfigError
-from deep3dmm.image_graph.deformable import (
-    DeformConv2d,
-    DeformRoIPool,
-    deform_conv2d,
-    deform_roi_pool,
-)
+from deep3dmm.image_graph.deform_roi_pool import DeformRoIPool, deform_roi_pool
+from deep3dmm.image_graph.deformable import DeformConv2d, deform_conv2d
 
 
 def _bilinear(img, y, x):
