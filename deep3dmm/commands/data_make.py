@@ -26,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     make.add_argument("--batch-size", type=int, help="meshes per anny forward pass")
     make.add_argument(
-        "--preview", metavar="PNG", help="also render a grid of peak frames into this PNG"
+        "--preview",
+        metavar="PNG",
+        help="also render peak frames (3 subjects x up to 8 sequences) into this PNG",
     )
     make.set_defaults(func=run_make)
 
@@ -51,5 +53,5 @@ def run_make(args: argparse.Namespace) -> int:
         f"{meta['unit']}, {size:.1f} MiB, {seconds:.1f} s"
     )
     if args.preview:
-        print(f"preview: {render_preview(dataset, args.preview)}")
+        print(f"preview: {render_preview(dataset, args.preview, subjects=3, sequences=8)}")
     return 0

@@ -73,6 +73,14 @@ def test_phenotypes_adult_ranges_and_deterministic():
     np.testing.assert_allclose(a[:, 8:].sum(axis=1), 1.0, rtol=1e-5)  # race weights
 
 
+def test_phenotype_range_overrides():
+    a = sample_phenotypes(np.random.default_rng(3), 300, PHENOTYPES, ranges={"height": (0.4, 0.5)})
+    height = a[:, PHENOTYPES.index("height")]
+    assert height.min() >= 0.4 and height.max() <= 0.5 and np.ptp(height) > 0.08
+    b = sample_phenotypes(np.random.default_rng(3), 300, PHENOTYPES)
+    np.testing.assert_array_equal(a[:, 0], b[:, 0])  # only the overridden column changes
+
+
 def test_local_changes_nearly_symmetric():
     labels = ["r-ear-lobe-incr", "l-ear-lobe-incr", "nose-hump-incr"]
     values = sample_local_changes(np.random.default_rng(1), 2000, labels, scale=0.4)

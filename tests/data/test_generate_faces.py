@@ -6,7 +6,7 @@ import pytest
 from deep3dmm.data import PreparedDataset, make_split
 from deep3dmm.data.generate import FACE_EXPRESSIONS, bundled_template, make_faces
 from deep3dmm.data.generate.common import sample_local_changes, sample_phenotypes
-from deep3dmm.data.generate.faces import LOCAL_CHANGE_SCALE, face_mesher
+from deep3dmm.data.generate.faces import LOCAL_CHANGE_SCALE, PHENOTYPE_RANGES, face_mesher
 
 pytest.importorskip("anny")
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_sequences_start_and_end_neutral(faces):
     # them from the same seeded draws with one forward pass and no expression input
     mesher = face_mesher()
     rng = np.random.default_rng(7)
-    phenotypes = sample_phenotypes(rng, S, mesher.phenotype_labels)
+    phenotypes = sample_phenotypes(rng, S, mesher.phenotype_labels, ranges=PHENOTYPE_RANGES)
     local = sample_local_changes(rng, S, mesher.local_change_labels, scale=LOCAL_CHANGE_SCALE)
     np.testing.assert_allclose(neutral[:, 0], mesher(phenotypes, local), atol=1e-5)
     assert np.abs(neutral[0, 0] - data.template.vertices).max() > 1e-3  # not the template

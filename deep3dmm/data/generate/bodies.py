@@ -24,6 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from deep3dmm.data.generate.common import (
+    ADULT_PHENOTYPES,
     GENERATOR_VERSION,
     Z_UP_TO_Y_UP,
     AnnyMesher,
@@ -291,6 +292,7 @@ def make_bodies(
         "frames": frames,
         "seed": seed,
         "local_change_scale": LOCAL_CHANGE_SCALE,
+        "phenotype_ranges": ADULT_PHENOTYPES,
         "frame": "y up, looking along +z, lowest point on the floor y = 0 (+ hop height)",
     }
     return write_plan(

@@ -53,7 +53,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Bumped whenever generated meshes change for the same parameters (keys the default cache).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # Plausible adult ranges of anny's phenotypes (all in [0, 1]). Age anchors are
 # newborn -1/3, baby 0, child 1/3, young 2/3, old 1: [0.6, 0.95] is ~ 20 to 75 years.
@@ -159,13 +159,27 @@ def envelope(frames: int) -> np.ndarray:
     return np.sin(np.pi * t) ** 2
 
 
-def sample_phenotypes(rng: np.random.Generator, count: int, labels: Sequence[str]) -> np.ndarray:
+def sample_phenotypes(
+    rng: np.random.Generator,
+    count: int,
+    labels: Sequence[str],
+    *,
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> np.ndarray:
     """Phenotypes of ``count`` adults, in the order of ``labels`` (anny's phenotype labels).
+
+    Args:
+        rng: the random generator (consumed in a fixed order: deterministic per seed).
+        count: number of subjects.
+        labels: anny's phenotype labels (the output columns).
+        ranges: overrides of :data:`ADULT_PHENOTYPES` (e.g. a narrower height for heads,
+            since anny scales the head with the body height).
 
     Returns:
         ``(count, len(labels))`` float32 values in [0, 1].
     """
-    values = {name: rng.uniform(low, high, count) for name, (low, high) in ADULT_PHENOTYPES.items()}
+    bounds = {**ADULT_PHENOTYPES, **(ranges or {})}
+    values = {name: rng.uniform(low, high, count) for name, (low, high) in bounds.items()}
     female = rng.random(count) < 0.5
     values["gender"] = np.where(female, rng.uniform(0.8, 1.0, count), rng.uniform(0.0, 0.2, count))
     race = rng.dirichlet(np.full(3, 0.7), count)

@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from deep3dmm.data.generate.common import (
+    ADULT_PHENOTYPES,
     GENERATOR_VERSION,
     AnnyMesher,
     Plan,
@@ -150,6 +151,9 @@ FACE_LOCAL_CHANGES: tuple[str, ...] = (
     "l-ear-flap-incr", "r-ear-flap-incr", "l-ear-rot-forward", "r-ear-rot-forward",
 )  # fmt: skip
 
+# anny scales heads and hands with the body height: a narrower height range keeps head
+# breadth within about +-8% (adult 5th-95th percentiles) instead of +-15%.
+PHENOTYPE_RANGES = {"height": (0.35, 0.7)}
 LOCAL_CHANGE_SCALE = 0.35
 
 
@@ -197,7 +201,9 @@ def make_faces(
     names = pick(list(FACE_EXPRESSIONS), sequences, "face expressions")
     mesher = face_mesher()
     rng = np.random.default_rng(seed)
-    phenotypes = sample_phenotypes(rng, subjects, mesher.phenotype_labels)  # (S, P)
+    phenotypes = sample_phenotypes(
+        rng, subjects, mesher.phenotype_labels, ranges=PHENOTYPE_RANGES
+    )  # (S, P)
     local = sample_local_changes(
         rng, subjects, mesher.local_change_labels, scale=LOCAL_CHANGE_SCALE
     )  # (S, L)
@@ -232,6 +238,7 @@ def make_faces(
         "seed": seed,
         "envelope": "sin^2(pi t)",
         "local_change_scale": LOCAL_CHANGE_SCALE,
+        "phenotype_ranges": {**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
         "frame": "y up, looking along +z, template bounding box centred at the origin",
     }
     return write_plan(

@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from deep3dmm.data.generate.common import (
+    ADULT_PHENOTYPES,
     GENERATOR_VERSION,
     AnnyMesher,
     Plan,
@@ -95,6 +96,9 @@ HAND_LOCAL_CHANGES: tuple[str, ...] = (
     "r-hand-fingers-distance-incr",
     "measure-wrist-circ-incr",
 )
+# anny scales heads and hands with the body height: a narrower height range keeps head
+# breadth within about +-8% (adult 5th-95th percentiles) instead of +-15%.
+PHENOTYPE_RANGES = {"height": (0.35, 0.7)}
 LOCAL_CHANGE_SCALE = 0.4
 JOINT_NOISE = 0.04
 
@@ -152,7 +156,9 @@ def make_hands(
     names = pick(list(HAND_POSES), sequences, "hand poses")
     mesher = hand_mesher()
     rng = np.random.default_rng(seed)
-    phenotypes = sample_phenotypes(rng, subjects, mesher.phenotype_labels)  # (S, P)
+    phenotypes = sample_phenotypes(
+        rng, subjects, mesher.phenotype_labels, ranges=PHENOTYPE_RANGES
+    )  # (S, P)
     local = sample_local_changes(
         rng, subjects, mesher.local_change_labels, scale=LOCAL_CHANGE_SCALE
     )  # (S, L)
@@ -186,6 +192,7 @@ def make_hands(
         "seed": seed,
         "envelope": "sin^2(pi t)",
         "local_change_scale": LOCAL_CHANGE_SCALE,
+        "phenotype_ranges": {**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
         "joint_noise_rad": JOINT_NOISE,
         "frame": "right hand, wrist at the origin, fingers along +y, palm facing +z",
     }

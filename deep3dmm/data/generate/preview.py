@@ -9,18 +9,25 @@ import numpy as np
 
 from deep3dmm.data.prepared import PreparedDataset
 
-__all__ = ["peak_rows", "render_preview"]
+__all__ = ["THREE_QUARTER", "peak_rows", "render_preview"]
+
+# From the front (+z), a little from the subject's left (+x) and above (+y); y up.
+THREE_QUARTER = ((0.45, 0.2, 1.0), (0.0, 1.0, 0.0))
 
 
 def peak_rows(dataset: PreparedDataset, *, subjects: int, sequences: int) -> list[int]:
-    """Rows of the peak frames of the first subjects x first sequences.
+    """Rows of the peak frames of the first ``subjects`` x ``sequences`` sequences.
 
     The peak of a sequence is its frame farthest (mean vertex distance) from its first
-    frame. Subject-major order; sequences in the generator's order when meta.json lists it.
+    frame. Subject-major order; sequences in the generator's order when meta.json lists
+    it, evenly spread over all sequences when there are more than ``sequences``.
     """
+    names = sorted(set(dataset.sequences.tolist()), key=_order(dataset))
+    if sequences < len(names):  # spread the columns over all sequences
+        names = [names[i] for i in np.linspace(0, len(names) - 1, sequences).round().astype(int)]
     rows = []
     for subject in sorted(set(dataset.subjects.tolist()))[:subjects]:
-        for sequence in sorted(set(dataset.sequences.tolist()), key=_order(dataset))[:sequences]:
+        for sequence in names:
             match = np.flatnonzero((dataset.subjects == subject) & (dataset.sequences == sequence))
             if len(match) == 0:
                 continue
@@ -47,16 +54,19 @@ def render_preview(
     sequences: int = 6,
     panel_size: int = 200,
     zoom: float = 1.0,
+    camera: str | tuple = THREE_QUARTER,
 ) -> Path:
-    """Render a subjects x sequences grid of peak frames into a PNG (y up, looking along +z).
+    """Render a subjects x sequences grid of peak frames into a PNG (datasets y up, facing +z).
 
     Args:
         dataset: a prepared dataset or its folder.
         path: output ``.png``.
         subjects: rows of the grid (first subjects, sorted).
-        sequences: columns (first sequences).
+        sequences: columns (spread over the dataset's sequences).
         panel_size: pixels per panel.
         zoom: camera zoom (> 1 closer).
+        camera: a :data:`deep3dmm.viz.render.CAMERAS` name or (direction, view up); the
+            default looks from the front, a little from the subject's left and above.
     """
     from deep3dmm.viz.render import render_meshes
 
@@ -73,7 +83,7 @@ def render_preview(
         path,
         grid=grid,
         titles=titles,
-        camera="front",
+        camera=camera,
         panel_size=panel_size,
         zoom=zoom,
     )
