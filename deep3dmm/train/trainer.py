@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from deep3dmm.atomic import atomic_write_text
 from deep3dmm.data import Normalization, PreparedDataset, RegisteredMeshDataset, Split, make_split
 from deep3dmm.errors import CheckpointError, ConfigError, Deep3DMMError
+from deep3dmm.nn import reuse_freed_memory
 from deep3dmm.train.checkpoint import (
     RunFiles,
     capture_rng_state,
@@ -567,6 +568,8 @@ def train(
         ConfigError, DatasetError, CheckpointError: bad options, data or run folder.
     """
     context = context or init_distributed(config.train.device)
+    if context.device.type == "cpu":
+        reuse_freed_memory()  # large per-step tensors: reuse heap blocks (~1.4x faster on CPU)
     setup = prepare_run(config, run_dir, resume=resume, context=context)
     trainer = Trainer(setup, run_dir, context=context, quiet=quiet)
     if resume and trainer.resume():
