@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,12 +80,38 @@ def anny_version() -> str:
     return anny.__version__
 
 
+@contextlib.contextmanager
+def _anny_cache_lock():
+    """Hold an exclusive lock on anny's cache folder while a model is built or loaded.
+
+    anny writes its cache files in place; two processes building the same model at once
+    (parallel tests, two commands) could read a half-written file. POSIX only (elsewhere
+    a no-op).
+    """
+    try:
+        import fcntl
+
+        from anny.paths import get_anny_cache_path
+    except ImportError:
+        yield
+        return
+    folder = Path(get_anny_cache_path())
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".deep3dmm.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @lru_cache(maxsize=8)
 def load_anny(kind: str, local_changes: tuple[str, ...]):
     """The anny model of one kind, float32, linear blend skinning, in eval mode.
 
     The first use of a configuration builds anny's cache under ``~/.cache/anny``
-    (``ANNY_CACHE_DIR``): about a minute for the head, two for the body and hand.
+    (``ANNY_CACHE_DIR``): about a minute for the first model (parsing the MakeHuman
+    assets, shared), 10-50 s for each further one; a file lock serialises builds.
 
     Args:
         kind: ``"head"``, ``"hand"`` (right hand) or ``"body"``.
@@ -112,7 +139,12 @@ def load_anny(kind: str, local_changes: tuple[str, ...]):
         raise ConfigError(f"unknown anny model kind {kind!r}", fix="use head, hand or body")
     logger.info("loading the anny %s model (its first use builds a cache: 1-2 min)", kind)
     start = time.perf_counter()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(open(os.devnull, "w")):
+    with (
+        _anny_cache_lock(),
+        warnings.catch_warnings(),
+        open(os.devnull, "w") as devnull,
+        contextlib.redirect_stdout(devnull),
+    ):
         warnings.simplefilter("ignore")
         model = anny.Anny(**config, **common)
     model = model.to(torch.float32).eval()
