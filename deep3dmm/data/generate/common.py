@@ -54,7 +54,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Bumped whenever generated meshes change for the same parameters (keys the default cache).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 # Plausible adult ranges of anny's phenotypes (all in [0, 1]). Age anchors are
 # newborn -1/3, baby 0, child 1/3, young 2/3, old 1: [0.6, 0.95] is ~ 20 to 75 years.

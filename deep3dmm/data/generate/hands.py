@@ -4,7 +4,8 @@ SynHand5M (Malik et al., "DeepHPS: End-to-end Estimation of 3D Hand Pose and Sha
 Learning from Synthetic Depth", 3DV 2018) renders one hand model with varied shape and
 articulation. Here a subject is anny's right hand (1,609 vertices) with sampled adult
 phenotypes and hand-only local changes (finger length, hand scale, finger diameter and
-spacing, wrist); a sequence moves the finger joints from the rest pose to a named peak
+spacing, wrist; thick and close-set fingers capped so curled fingers do not collide); a
+sequence moves the finger joints from the rest pose to a named peak
 pose and back:
 
 .. math:: \theta_{s,q}(t) = \sin^2(\pi t)\, \lambda_{s,q}\, (\theta_q^{peak} + \epsilon_s)
@@ -100,6 +101,11 @@ HAND_LOCAL_CHANGES: tuple[str, ...] = (
 # breadth within about +-8% (adult 5th-95th percentiles) instead of +-15%.
 PHENOTYPE_RANGES = {"height": (0.35, 0.7)}
 LOCAL_CHANGE_SCALE = 0.4
+# Thick fingers set close together collide with their neighbours when curled: cap both.
+LOCAL_CHANGE_LIMITS = {
+    "r-hand-fingers-diameter-incr": (-1.0, 0.3),
+    "r-hand-fingers-distance-incr": (-0.3, 1.0),
+}
 JOINT_NOISE = 0.04
 
 # anny's hand: fingers along +y, palm facing -x  ->  fingers along +y, palm facing +z.
@@ -162,6 +168,9 @@ def make_hands(
     local = sample_local_changes(
         rng, subjects, mesher.local_change_labels, scale=LOCAL_CHANGE_SCALE
     )  # (S, L)
+    for label, (low, high) in LOCAL_CHANGE_LIMITS.items():
+        column = mesher.local_change_labels.index(label)
+        local[:, column] = np.clip(local[:, column], low, high)
     bones = mesher.bone_labels
     peaks = peak_rotation_vectors(names, bones)  # (Q, J, 3)
     moving = np.abs(peaks).sum(axis=(0, 2)) > 0  # (J,) only posed joints get noise
@@ -192,6 +201,7 @@ def make_hands(
         "seed": seed,
         "envelope": "sin^2(pi t)",
         "local_change_scale": LOCAL_CHANGE_SCALE,
+        "local_change_limits": LOCAL_CHANGE_LIMITS,
         "phenotype_ranges": {**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
         "joint_noise_rad": JOINT_NOISE,
         "frame": "right hand, wrist at the origin, fingers along +y, palm facing +z",
