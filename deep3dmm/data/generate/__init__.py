@@ -1,7 +1,7 @@
 """Embedded realistic datasets generated with anny: faces (~COMA), bodies (~DFAUST), hands.
 
 Each generator writes a prepared dataset (metres) of subjects x sequences x frames,
-every sequence going from neutral to a peak and back. See docs/generated_data.md.
+every sequence going from neutral to a peak and back. See docs/data.md ("Generated data").
 """
 
 from deep3dmm.data.generate.bodies import BODY_MOTIONS, make_bodies
