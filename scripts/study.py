@@ -1,0 +1,543 @@
+#!/usr/bin/env python
+"""The accuracy study: COMA / SpiralNet++ / Deep3DMM (spectral, spiral) on the data available here.
+
+Runs (each one a run folder of ``deep3dmm train``, under ``--root``, default ``runs/study``):
+
+1. faces, latent 16, the four methods (the main table);
+2. the aggregation ablation on the spiral backbone at latent 16: fixed only (= SpiralNet++),
+   learned head only (``attention_mode="learned"``), fused (= Deep3DMM spiral, top-k 8/32),
+   fused with top-k 4, 8, 16, 32 in both directions;
+3. faces at latents 8, 32, 64;
+4. anny bodies and anny hands at latent 16 (interpolation split);
+5. ICT faces (``../shared/data/ict_face``, identity split: unseen people) at latents
+   16, 8, 32, 64, when the file is present.
+
+The reduced schedule (default; sized for a 2-core CPU) and the published ones (``--full``,
+for a GPU) are in :data:`REDUCED` and :data:`FULL`. Every run resumes: a killed study,
+started again with the same command, skips finished runs and continues the unfinished
+one from its last completed epoch (the trainer's ``--resume``).
+
+    python scripts/study.py                       # the whole study, then docs/results.md
+    python scripts/study.py --only 'faces/latent16/*'
+    python scripts/study.py --list                # the plan and what is finished
+    python scripts/study.py --report              # only regenerate docs/results.md
+    python scripts/study.py --full --device cuda  # published schedules into runs/study-full
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import logging
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+ICT_PATH = SHARED / "ict_face" / "ict_face_region.npz"
+log = logging.getLogger("study")
+
+METHODS = {  # method -> (preset, label, backbone, pooling)
+    "coma": ("coma", "COMA (spectral, fixed)", "spectral", "fixed"),
+    "spiralnet++": ("spiralnet++", "SpiralNet++ (spiral, fixed)", "spiral", "fixed"),
+    "deep3dmm-spectral": ("deep3dmm-spectral", "Deep3DMM spectral (attention)", "spectral",
+                          "attention"),
+    "deep3dmm-spiral": ("deep3dmm-spiral", "Deep3DMM spiral (attention)", "spiral", "attention"),
+}  # fmt: skip
+ATTENTION_OF = {"coma": "deep3dmm-spectral", "spiralnet++": "deep3dmm-spiral"}
+LATENTS = (16, 8, 32, 64)
+
+# Datasets: how each one is made, its split protocol and a description for the report.
+DATASETS = {
+    "faces": dict(protocol="interpolation", label="anny faces (interpolation split)"),
+    "bodies": dict(protocol="interpolation", label="anny bodies (interpolation split)"),
+    "hands": dict(protocol="interpolation", label="anny hands (interpolation split)"),
+    "ict": dict(protocol="identity", label="ICT faces (identity split: unseen people)"),
+}
+SIZES = {  # generator / importer arguments (the reduced and the full study use the same data)
+    "faces": dict(subjects=10, sequences=12, frames=10),  # as the default faces dataset
+    "bodies": dict(subjects=8, sequences=8, frames=8),
+    "hands": dict(subjects=10, sequences=6, frames=10),
+    "ict": dict(identities=10, sequences=12, frames=10),
+}
+TINY_SIZES = {
+    "faces": dict(subjects=2, sequences=2, frames=10),
+    "bodies": dict(subjects=2, sequences=2, frames=10),
+    "hands": dict(subjects=2, sequences=2, frames=10),
+    "ict": dict(identities=3, sequences=2, frames=10),
+}
+
+# Schedules: per dataset, epochs and batch size; every method uses the same optimiser in the
+# reduced study (Adam 1e-3, decay 0.99 per epoch) so that differences come from the models.
+REDUCED = {
+    "optim": dict(optimizer="adam", lr=1e-3, lr_decay=0.99),
+    "epochs": {"faces": 20, "bodies": 8, "hands": 20, "ict": 10},
+    "batch_size": 16,
+}
+# The published schedules (docs/training.md presets): COMA-style models SGD 8e-3, momentum
+# 0.9, batch 16; spiral models Adam 1e-3, batch 32; 300 epochs, decay 0.99.
+FULL = {
+    "spectral": dict(optimizer="sgd", lr=8e-3, momentum=0.9, lr_decay=0.99, batch_size=16),
+    "spiral": dict(optimizer="adam", lr=1e-3, lr_decay=0.99, batch_size=32),
+    "epochs": 300,
+}
+TINY = {"epochs": 1, "batch_size": 8}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the study.
+
+    Attributes:
+        name: ``<dataset>/<group>/<method>``, also the run folder under the study root.
+        dataset: key of :data:`DATASETS`.
+        method: key of :data:`METHODS` (the preset and its backbone).
+        latent: latent size.
+        model: extra model options (ablations: ``attention_mode``, ``top_k``).
+        label: what the run is, in words.
+    """
+
+    name: str
+    dataset: str
+    method: str
+    latent: int
+    model: dict = field(default_factory=dict)
+    label: str = ""
+
+
+def plan(*, ict: bool = True) -> list[RunSpec]:
+    """All runs, most important first (see the module docstring)."""
+
+    def main(dataset: str, latent: int) -> list[RunSpec]:
+        return [
+            RunSpec(f"{dataset}/latent{latent}/{m}", dataset, m, latent, label=METHODS[m][1])
+            for m in METHODS
+        ]
+
+    runs = main("faces", 16)
+    learned = {"attention_mode": "learned"}
+    runs += [RunSpec("faces/ablation/learned", "faces", "deep3dmm-spiral", 16, learned,
+                     "learned head only (no fixed prior)")]  # fmt: skip
+    runs += [
+        RunSpec(
+            f"faces/ablation/topk{k}",
+            "faces",
+            "deep3dmm-spiral",
+            16,
+            {"top_k": (k, k)},
+            f"fused, top-k {k} down and up",
+        )  # fmt: skip
+        for k in (4, 8, 16, 32)
+    ]
+    for latent in LATENTS[1:]:
+        runs += main("faces", latent)
+    runs += main("bodies", 16) + main("hands", 16)
+    if ict:
+        for latent in LATENTS:
+            runs += main("ict", latent)
+    return runs
+
+
+# ---------------------------------------------------------------------------------- data
+def ensure_dataset(name: str, root: Path, *, tiny: bool) -> Path:
+    """The prepared dataset ``name``, made once under ``root/data`` and reused by every run
+    (its own copy, so a later change of the generators cannot mix datasets in one study)."""
+    from deep3dmm.data import PreparedDataset
+    from deep3dmm.errors import DatasetError
+
+    sizes = (TINY_SIZES if tiny else SIZES)[name]
+    path = root / "data" / name
+    if path.is_dir():
+        try:
+            PreparedDataset(path)
+            return path
+        except DatasetError as exc:
+            log.warning("remaking %s: %s", path, exc)
+    print(f"making the {name} dataset {sizes} into {path}", flush=True)
+    if name == "ict":
+        from deep3dmm.data.importers import import_dataset
+
+        import_dataset("ict", ICT_PATH, path, **sizes)
+    else:
+        from deep3dmm.data.generate import GENERATORS
+
+        GENERATORS[name](path, **sizes)
+    return path
+
+
+# ---------------------------------------------------------------------------------- runs
+def run_config(spec: RunSpec, data: Path, *, full: bool, tiny: bool, device: str):
+    """The :class:`~deep3dmm.train.RunConfig` of one run."""
+    from deep3dmm.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+
+    preset, _, backbone, _ = METHODS[spec.method]
+    if full:
+        sched = dict(FULL[backbone])
+        batch, epochs = sched.pop("batch_size"), FULL["epochs"]
+        optim = OptimConfig(**sched)
+    else:
+        optim = OptimConfig(**REDUCED["optim"])
+        batch, epochs = REDUCED["batch_size"], REDUCED["epochs"][spec.dataset]
+    if tiny:
+        batch, epochs = TINY["batch_size"], TINY["epochs"]
+    return RunConfig(
+        data=DataConfig(path=str(data), protocol=DATASETS[spec.dataset]["protocol"]),
+        model=ModelConfig(preset=preset, latent=spec.latent, **spec.model),
+        optim=optim,
+        train=TrainConfig(epochs=epochs, batch_size=batch, seed=0, device=device),
+    )
+
+
+def epochs_of(spec: RunSpec, args) -> int:
+    """The epochs the schedule of ``args`` gives this run."""
+    if args.tiny:
+        return TINY["epochs"]
+    return FULL["epochs"] if args.full else REDUCED["epochs"][spec.dataset]
+
+
+def is_finished(spec: RunSpec, root: Path, args) -> bool:
+    """Trained for all the epochs of the schedule and evaluated on the test split (the
+    evaluation is written after training, so a run extended by more epochs is re-evaluated)."""
+    from deep3dmm.analysis.compare import summarize_run
+    from deep3dmm.train import RunFiles
+
+    files = RunFiles(root / spec.name)
+    test = files.eval / "test.json"
+    if not test.is_file() or test.stat().st_mtime < files.last.stat().st_mtime:
+        return False  # not evaluated since the last epoch
+    return summarize_run(files.root).epochs >= epochs_of(spec, args)
+
+
+def run_one(spec: RunSpec, root: Path, args) -> None:
+    """Train (resuming) and evaluate one run."""
+    from deep3dmm.analysis.evaluate import evaluate_run
+    from deep3dmm.train import train
+
+    run_dir = root / spec.name
+    data = ensure_dataset(spec.dataset, root, tiny=args.tiny)
+    config = run_config(spec, data, full=args.full, tiny=args.tiny, device=args.device)
+    train(config, run_dir, resume=True, quiet=args.quiet)
+    evaluate_run(run_dir, split="test", device=args.device, progress=False)
+
+
+def select(runs: list[RunSpec], pattern: str | None) -> list[RunSpec]:
+    """Runs whose name matches ``pattern`` (a glob, or a substring when it has no wildcard)."""
+    if not pattern:
+        return runs
+    if any(c in pattern for c in "*?["):
+        return [r for r in runs if fnmatch.fnmatch(r.name, pattern)]
+    return [r for r in runs if pattern in r.name]
+
+
+# ---------------------------------------------------------------------------------- report
+def _mm(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _collect(runs: list[RunSpec], root: Path, args) -> dict[str, dict]:
+    """Per run name: ``{"spec", "summary", "test"}`` for finished runs, ``None`` otherwise."""
+    from deep3dmm.analysis.compare import summarize_run
+
+    out = {}
+    for spec in runs:
+        run_dir = root / spec.name
+        try:
+            done = is_finished(spec, root, args)
+        except Exception as exc:  # a damaged or half-written run counts as not finished
+            log.warning("%s: %s", run_dir, exc)
+            done = False
+        out[spec.name] = summarize_run(run_dir) if done else None
+    return out
+
+
+def _schedule_text(args) -> str:
+    if args.full:
+        return (
+            f"**Published schedules** (`--full`): {FULL['epochs']} epochs, decay 0.99 per epoch; "
+            "spectral models SGD 8e-3, momentum 0.9, batch 16; spiral models Adam 1e-3, "
+            "batch 32."
+        )
+    if args.tiny:
+        return f"**Tiny smoke schedule** (`--tiny`): {TINY} on tiny datasets {TINY_SIZES}."
+    epochs = ", ".join(f"{k} {v}" for k, v in REDUCED["epochs"].items())
+    return (
+        f"**Reduced schedule** (default, sized for a 2-core CPU): Adam 1e-3 for every method "
+        f"(COMA's SGD 8e-3 needs its 300 epochs), decay 0.99 per epoch, batch "
+        f"{REDUCED['batch_size']}, seed 0, epochs per dataset: {epochs}. Datasets: "
+        + "; ".join(f"{k} {v}" for k, v in SIZES.items())
+        + " (subjects/identities x sequences x frames). The published schedules (300 "
+        "epochs) are `python scripts/study.py --full --device cuda`; these reduced runs are "
+        "far from converged, so the errors are higher than the papers' and the ranking is "
+        "the ranking after a short training, from one seed."
+    )
+
+
+def _dataset_section(name: str, runs, results) -> list[str]:
+    lines = [f"### {DATASETS[name]['label']}", ""]
+    lines += [
+        "| method | latent | parameters | epochs | training time | test mean mm "
+        "| median mm | std mm |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    specs = sorted((s for s in runs if s.dataset == name and "/latent" in s.name),
+                   key=lambda s: (s.latent, list(METHODS).index(s.method)))  # fmt: skip
+    for spec in specs:
+        s = results[spec.name]
+        if s is None:
+            lines.append(f"| {spec.label} | {spec.latent} | | | not run yet | | | |")
+            continue
+        lines.append(
+            f"| {spec.label} | {spec.latent} | {s.num_parameters:,} | {s.epochs} | "
+            f"{s.train_seconds / 60:.1f} min | {_mm(s.test['mean_mm'])} | "
+            f"{_mm(s.test['median_mm'])} | {_mm(s.test['std_mm'])} |"
+        )
+    latents = sorted({s.latent for s in specs})
+    if len(latents) > 1:
+        lines += ["", "Test mean error (mm) by latent size:", ""]
+        lines.append("| method | " + " | ".join(f"latent {z}" for z in latents) + " |")
+        lines.append("|---|" + "---:|" * len(latents))
+        for method in METHODS:
+            cells = []
+            for z in latents:
+                s = results.get(f"{name}/latent{z}/{method}")
+                cells.append(_mm(s.test["mean_mm"]) if s else "not run yet")
+            lines.append(f"| {METHODS[method][1]} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _pairs(results, runs):
+    """(dataset, latent, backbone, fixed summary, attention summary) for finished pairs."""
+    out = []
+    for spec in runs:
+        if spec.method in ATTENTION_OF and "/latent" in spec.name:
+            fixed = results.get(spec.name)
+            att = results.get(spec.name.replace(spec.method, ATTENTION_OF[spec.method]))
+            if fixed and att:
+                out.append((spec.dataset, spec.latent, METHODS[spec.method][2], fixed, att))
+    return out
+
+
+def _reading(results, runs) -> list[str]:
+    """An honest reading generated from the numbers: where attention helps, by how much."""
+    pairs = _pairs(results, runs)
+    lines = ["## Reading", ""]
+    if not pairs:
+        return lines + ["No finished fixed/attention pair yet.", ""]
+    changes = []
+    for dataset, latent, backbone, fixed, att in pairs:
+        f, a = fixed.test["mean_mm"], att.test["mean_mm"]
+        changes.append(((a - f) / f * 100.0, dataset, latent, backbone, f, a, fixed, att))
+    better = [c for c in changes if c[0] < 0]
+    lines.append(
+        f"- Attention pooling lowered the test mean error in **{len(better)} of {len(changes)}** "
+        f"finished fixed/attention pairs (same backbone, dataset and latent size); median "
+        f"relative change {statistics.median(c[0] for c in changes):+.1f} % "
+        f"(negative = attention better)."
+    )
+    for backbone in ("spectral", "spiral"):
+        sub = [c for c in changes if c[3] == backbone]
+        if sub:
+            wins = sum(c[0] < 0 for c in sub)
+            lines.append(
+                f"- {backbone} backbone: attention better in {wins} of {len(sub)} pairs, "
+                f"median change {statistics.median(c[0] for c in sub):+.1f} %, range "
+                f"{min(c[0] for c in sub):+.1f} % to {max(c[0] for c in sub):+.1f} %."
+            )
+    for dataset in DATASETS:
+        sub = [c for c in changes if c[1] == dataset]
+        if sub:
+            text = ", ".join(
+                f"{c[3]} latent {c[2]}: {c[4]:.3f} -> {c[5]:.3f} mm ({c[0]:+.1f} %)" for c in sub
+            )
+            lines.append(f"- {DATASETS[dataset]['label']}: {text}.")
+    ratios = [c[7].num_parameters / c[6].num_parameters for c in changes]
+    times = [c[7].train_seconds / max(c[6].train_seconds, 1e-9) for c in changes]
+    lines.append(
+        f"- Cost: the attention models train {min(ratios):.1f}-{max(ratios):.1f}x the "
+        f"parameters (the keys and queries; frozen for inference they add none) and took "
+        f"{statistics.median(times):.2f}x the training time (median, contended machine)."
+    )
+    lines.append(
+        "- One seed per configuration and short schedules: differences of a few per cent are "
+        "within what another seed or more epochs could change; the published schedules "
+        "(`--full`) are the test of the paper's claims."
+    )
+    return lines + [""]
+
+
+def _ablation(results, runs) -> list[str]:
+    rows = [
+        ("fixed only (SpiralNet++)", "faces/latent16/spiralnet++"),
+        ("learned head only", "faces/ablation/learned"),
+        ("fused, top-k 8 down / 32 up (Deep3DMM default)", "faces/latent16/deep3dmm-spiral"),
+    ] + [(f"fused, top-k {k} down and up", f"faces/ablation/topk{k}") for k in (4, 8, 16, 32)]
+    names = {s.name for s in runs}
+    rows = [r for r in rows if r[1] in names]
+    if not rows:
+        return []
+    lines = [
+        "### Aggregation ablation (anny faces, spiral backbone, latent 16)",
+        "",
+        "| aggregation | run | parameters | test mean mm | median mm | std mm |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    done = []
+    for label, name in rows:
+        s = results.get(name)
+        if s is None:
+            lines.append(f"| {label} | `{name}` | | not run yet | | |")
+            continue
+        done.append((s.test["mean_mm"], label))
+        lines.append(
+            f"| {label} | `{name}` | {s.num_parameters:,} | {_mm(s.test['mean_mm'])} | "
+            f"{_mm(s.test['median_mm'])} | {_mm(s.test['std_mm'])} |"
+        )
+    if len(done) > 1:
+        best, worst = min(done), max(done)
+        lines += [
+            "",
+            f"Best: {best[1]} ({best[0]:.3f} mm); worst: {worst[1]} ({worst[0]:.3f} mm), "
+            f"{(worst[0] - best[0]) / best[0] * 100:.1f} % higher.",
+        ]
+    return lines + [""]
+
+
+def write_report(runs: list[RunSpec], root: Path, docs: Path, args) -> Path:
+    """Write the results page from the finished runs' stored evaluations."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine import machine_description
+
+    from deep3dmm.atomic import atomic_write_text
+
+    results = _collect(runs, root, args)
+    finished = [s.name for s in runs if results[s.name]]
+    missing = [s.name for s in runs if not results[s.name]]
+    figure_lines = _figure(runs, root, docs, results)
+    try:
+        rel_root = root.resolve().relative_to(ROOT)
+    except ValueError:
+        rel_root = root
+    lines = [
+        "# Results: reconstruction error of COMA, SpiralNet++ and Deep3DMM",
+        "",
+        "Generated by `python scripts/study.py --report` from the runs' stored evaluations "
+        f"(`{rel_root}/<run>/eval/test.json`); never edit by hand.",
+        "",
+        f"Machine: {machine_description(args.device)}.",
+        "",
+        _schedule_text(args),
+        "",
+        "Error: mean / median / std over all vertices of all test meshes of the per-vertex "
+        "Euclidean distance in mm (best-validation checkpoint). Parameters: trainable "
+        "parameters while training (attention keys/queries included).",
+        "",
+        f"**Status: {len(finished)} of {len(runs)} runs finished.**"
+        + (f" Not run yet: {', '.join(f'`{m}`' for m in missing)}." if missing else ""),
+        "",
+        "## Tables",
+        "",
+    ]
+    present = [d for d in DATASETS if any(s.dataset == d for s in runs)]
+    for name in present:
+        lines += _dataset_section(name, runs, results)
+        if name == "faces":
+            lines += _ablation(results, runs) + figure_lines
+    if not ICT_PATH.is_file():
+        lines += ["ICT: `../shared/data/ict_face/ict_face_region.npz` absent; not run.", ""]
+    lines += _reading(results, runs)
+    atomic_write_text(docs, "\n".join(lines))
+    return docs
+
+
+def _figure(runs, root: Path, docs: Path, results) -> list[str]:
+    """The comparison figure of the four faces latent-16 runs (when finished)."""
+    names = [f"faces/latent16/{m}" for m in METHODS]
+    if not all(results.get(n) for n in names if n in {s.name for s in runs}) or not any(
+        results.get(n) for n in names
+    ):
+        return ["(Comparison figure: after the four faces latent-16 runs finish.)", ""]
+    from deep3dmm.analysis.heatmaps import compare_figure
+
+    image = docs.parent / "images" / "study_faces_latent16.png"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    done = [root / n for n in names if results.get(n)]
+    try:
+        compare_figure(done, image, count=4)
+    except Exception as exc:  # rendering needs a working VTK; the tables do not
+        log.warning("comparison figure failed: %s", exc)
+        return [f"(Comparison figure failed: {exc}.)", ""]
+    rel = image.relative_to(docs.parent)
+    return [
+        "Test meshes of the faces dataset reconstructed by the four latent-16 runs (columns: "
+        + ", ".join(r.name for r in done)
+        + "), with per-vertex error maps (0-5 mm):",
+        "",
+        f"![faces latent 16]({rel.as_posix()})",
+        "",
+    ]
+
+
+# ---------------------------------------------------------------------------------- CLI
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default=None, help="run folders (default runs/study, "
+                        "runs/study-full with --full)")  # fmt: skip
+    parser.add_argument("--only", default=None, help="run names matching this glob/substring")
+    parser.add_argument("--full", action="store_true", help="the published schedules (GPU)")
+    parser.add_argument("--tiny", action="store_true", help="tiny data and 1 epoch (tests)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--report", action="store_true", help="only regenerate the report")
+    parser.add_argument("--list", action="store_true", help="print the plan and its status")
+    parser.add_argument("--docs", default=None, help="report path (default docs/results.md; "
+                        "ROOT/results.md with --tiny)")  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from deep3dmm.nn import reuse_freed_memory
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    reuse_freed_memory()
+    root = Path(args.root or ("runs/study-full" if args.full else "runs/study"))
+    docs = Path(args.docs) if args.docs else (root / "results.md" if args.tiny else
+                                              ROOT / "docs" / "results.md")  # fmt: skip
+    runs = plan(ict=ICT_PATH.is_file())
+    chosen = select(runs, args.only)
+    if not chosen:
+        print(f"no run matches {args.only!r}; see --list", file=sys.stderr)
+        return 2
+    if args.list:
+        results = _collect(chosen, root, args)
+        for spec in chosen:
+            print(f"{'done' if results[spec.name] else 'todo'}  {spec.name}  ({spec.label})")
+        return 0
+    if not args.report:
+        todo = [s for s in chosen if not is_finished(s, root, args)]
+        print(f"study: {len(chosen) - len(todo)} of {len(chosen)} runs finished, "
+              f"{len(todo)} to go, into {root}", flush=True)  # fmt: skip
+        for i, spec in enumerate(todo, 1):
+            start = time.perf_counter()
+            print(f"[{i}/{len(todo)}] {spec.name}: {spec.label}, latent {spec.latent}",
+                  flush=True)  # fmt: skip
+            run_one(spec, root, args)
+            print(f"[{i}/{len(todo)}] {spec.name} finished in "
+                  f"{(time.perf_counter() - start) / 60:.1f} min", flush=True)  # fmt: skip
+    report_runs = chosen if args.tiny else runs
+    path = write_report(report_runs, root, docs, args)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
