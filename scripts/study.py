@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -214,13 +216,19 @@ def is_finished(spec: RunSpec, root: Path, args) -> bool:
 def run_one(spec: RunSpec, root: Path, args) -> None:
     """Train (resuming) and evaluate one run."""
     from deep3dmm.analysis.evaluate import evaluate_run
+    from deep3dmm.atomic import atomic_write_text
     from deep3dmm.train import train
 
     run_dir = root / spec.name
     data = ensure_dataset(spec.dataset, root, tiny=args.tiny)
     config = run_config(spec, data, full=args.full, tiny=args.tiny, device=args.device)
+    load_start = os.getloadavg()[0]
     train(config, run_dir, resume=True, quiet=args.quiet)
     evaluate_run(run_dir, split="test", device=args.device, progress=False)
+    # How loaded the machine was while this run (its last session) trained: the training
+    # times in the report are only comparable between runs with similar loads.
+    load = {"load_start": round(load_start, 2), "load_end": round(os.getloadavg()[0], 2)}
+    atomic_write_text(run_dir / "study_load.json", json.dumps(load))
 
 
 def select(runs: list[RunSpec], pattern: str | None) -> list[RunSpec]:
@@ -235,6 +243,15 @@ def select(runs: list[RunSpec], pattern: str | None) -> list[RunSpec]:
 # ---------------------------------------------------------------------------------- report
 def _mm(value) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def _load(run_dir: Path) -> str:
+    """'start-end' load average of the run's last training session ('-' if unknown)."""
+    path = run_dir / "study_load.json"
+    if not path.is_file():
+        return "-"
+    load = json.loads(path.read_text())
+    return f"{load['load_start']:.1f}-{load['load_end']:.1f}"
 
 
 def _collect(runs: list[RunSpec], root: Path, args) -> dict[str, dict]:
@@ -278,20 +295,20 @@ def _schedule_text(args) -> str:
 def _dataset_section(name: str, runs, results) -> list[str]:
     lines = [f"### {DATASETS[name]['label']}", ""]
     lines += [
-        "| method | latent | parameters | epochs | training time | test mean mm "
+        "| method | latent | parameters | epochs | training time | load avg | test mean mm "
         "| median mm | std mm |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     specs = sorted((s for s in runs if s.dataset == name and "/latent" in s.name),
                    key=lambda s: (s.latent, list(METHODS).index(s.method)))  # fmt: skip
     for spec in specs:
         s = results[spec.name]
         if s is None:
-            lines.append(f"| {spec.label} | {spec.latent} | | | not run yet | | | |")
+            lines.append(f"| {spec.label} | {spec.latent} | | | not run yet | | | | |")
             continue
         lines.append(
             f"| {spec.label} | {spec.latent} | {s.num_parameters:,} | {s.epochs} | "
-            f"{s.train_seconds / 60:.1f} min | {_mm(s.test['mean_mm'])} | "
+            f"{s.train_seconds / 60:.1f} min | {_load(s.run)} | {_mm(s.test['mean_mm'])} | "
             f"{_mm(s.test['median_mm'])} | {_mm(s.test['std_mm'])} |"
         )
     latents = sorted({s.latent for s in specs})
@@ -432,10 +449,17 @@ def write_report(runs: list[RunSpec], root: Path, docs: Path, args) -> Path:
         "",
         "Error: mean / median / std over all vertices of all test meshes of the per-vertex "
         "Euclidean distance in mm (best-validation checkpoint). Parameters: trainable "
-        "parameters while training (attention keys/queries included).",
+        "parameters while training (attention keys/queries included). Training time: wall "
+        "clock; *load avg* is the 1-minute load average of the machine at the start and the "
+        f"end of the run's last training session on {os.cpu_count()} logical CPUs: a load "
+        "above the CPU count means the run shared the machine and its time is inflated.",
         "",
         f"**Status: {len(finished)} of {len(runs)} runs finished.**"
-        + (f" Not run yet: {', '.join(f'`{m}`' for m in missing)}." if missing else ""),
+        + (f" Not run yet: {', '.join(f'`{m}`' for m in missing)}." if missing else "")
+        + f" Run folders: `{rel_root}/<run>`; `python scripts/study.py"
+        + (" --full" if args.full else "")
+        + "` continues the study (finished runs are skipped, an interrupted one resumes "
+        "from its last epoch) and rewrites this page.",
         "",
         "## Tables",
         "",
