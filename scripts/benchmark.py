@@ -580,8 +580,13 @@ def write_docs(path: Path, rows: list[dict], args, load_start: float, load_end: 
         "",
         load,
         "",
-        f"Timings: median wall clock of {args.repeats} repeats after warm-up (naive reference: "
-        f"{max(3, args.repeats // 2)} repeats).",
+        f"Timings: median wall clock of {2 if args.quick else args.repeats} repeats after "
+        f"warm-up (naive reference: {1 if args.quick else max(3, args.repeats // 2)})"
+        + (
+            " -- a `--quick` smoke run on a small icosphere, not the COMA figures."
+            if args.quick
+            else "."
+        ),  # fmt: skip
         "",
     ]
     text = {
