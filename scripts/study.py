@@ -208,7 +208,9 @@ def is_finished(spec: RunSpec, root: Path, args) -> bool:
 
     files = RunFiles(root / spec.name)
     test = files.eval / "test.json"
-    if not test.is_file() or test.stat().st_mtime < files.last.stat().st_mtime:
+    if not (test.is_file() and files.last.is_file()):
+        return False
+    if test.stat().st_mtime < files.last.stat().st_mtime:
         return False  # not evaluated since the last epoch
     return summarize_run(files.root).epochs >= epochs_of(spec, args)
 
