@@ -25,20 +25,18 @@ import numpy as np
 
 from deep3dmm.data.generate.common import (
     ADULT_PHENOTYPES,
-    GENERATOR_VERSION,
     Z_UP_TO_Y_UP,
     AnnyMesher,
     Plan,
-    anny_version,
-    check_counts,
+    generator_params,
     load_anny,
-    pick,
     rotation_matrices,
-    sample_local_changes,
-    sample_phenotypes,
+    sample_subjects,
+    select_sequences,
+    subject_grid,
     write_plan,
 )
-from deep3dmm.data.prepared import IndexRow, PreparedDataset
+from deep3dmm.data.prepared import PreparedDataset
 from deep3dmm.mesh.template import Template
 
 __all__ = [
@@ -255,25 +253,19 @@ def make_bodies(
         The written :class:`~deep3dmm.data.PreparedDataset`, rows sorted by subject,
         motion, frame.
     """
-    check_counts(subjects=subjects, sequences=sequences, frames=frames)
-    names = pick(list(BODY_MOTIONS), sequences, "body motions")
+    names = select_sequences(
+        BODY_MOTIONS, "body motions", subjects=subjects, sequences=sequences, frames=frames
+    )
     mesher = body_mesher()
     rng = np.random.default_rng(seed)
-    phenotypes = sample_phenotypes(rng, subjects, mesher.phenotype_labels)  # (S, P)
-    local = sample_local_changes(
-        rng, subjects, mesher.local_change_labels, scale=LOCAL_CHANGE_SCALE
-    )  # (S, L)
+    phenotypes, local = sample_subjects(
+        mesher, rng, subjects, scale=LOCAL_CHANGE_SCALE
+    )  # (S, P), (S, L)
     vectors, hops = motion_rotation_vectors(
         names, mesher.bone_labels, np.linspace(0.0, 1.0, frames)
     )  # (M, T, J, 3), (M, T)
     intensity = rng.uniform(0.8, 1.0, (subjects, len(names)))  # (S, M)
-
-    s_idx, m_idx, f_idx = (a.ravel() for a in np.indices((subjects, len(names), frames)))
-    subject_names = [f"subject{s:03d}" for s in range(subjects)]
-    rows = [
-        IndexRow(subject_names[s], names[m], int(f), f"anny:body/{names[m]}/{f}")
-        for s, m, f in zip(s_idx.tolist(), m_idx.tolist(), f_idx.tolist())
-    ]
+    s_idx, m_idx, f_idx, rows = subject_grid(subjects, names, frames, part="body")
 
     def batch(indices: np.ndarray) -> np.ndarray:
         s, m, f = s_idx[indices], m_idx[indices], f_idx[indices]
@@ -283,23 +275,20 @@ def make_bodies(
         vertices[..., 1] -= floor[:, None].astype(np.float32)
         return vertices
 
-    params = {
-        "generator": "anny-bodies",
-        "generator_version": GENERATOR_VERSION,
-        "anny_version": anny_version(),
-        "subjects": subjects,
-        "sequences": names,
-        "frames": frames,
-        "seed": seed,
-        "local_change_scale": LOCAL_CHANGE_SCALE,
-        "phenotype_ranges": ADULT_PHENOTYPES,
-        "frame": "y up, looking along +z, lowest point on the floor y = 0 (+ hop height)",
-    }
+    params = generator_params(
+        "anny-bodies",
+        subjects=subjects,
+        names=names,
+        frames=frames,
+        seed=seed,
+        local_change_scale=LOCAL_CHANGE_SCALE,
+        phenotype_ranges=ADULT_PHENOTYPES,
+        frame="y up, looking along +z, lowest point on the floor y = 0 (+ hop height)",
+    )
     return write_plan(
         out_dir,
         body_template(),
         Plan(rows, batch),
-        source="anny-bodies",
         params=params,
         batch_size=batch_size,
         desc="bodies",

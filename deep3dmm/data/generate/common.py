@@ -44,10 +44,14 @@ __all__ = [
     "Plan",
     "anny_version",
     "envelope",
+    "generator_params",
     "load_anny",
     "rotation_matrices",
     "sample_local_changes",
     "sample_phenotypes",
+    "sample_subjects",
+    "select_sequences",
+    "subject_grid",
     "write_plan",
 ]
 
@@ -364,20 +368,86 @@ class Plan:
     batch: Callable[[np.ndarray], np.ndarray]
 
 
+def sample_subjects(
+    mesher: AnnyMesher,
+    rng: np.random.Generator,
+    count: int,
+    *,
+    scale: float,
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Identities of ``count`` subjects: phenotypes, then local changes (in that rng order).
+
+    Args:
+        mesher: gives the phenotype and local-change labels (the output columns).
+        rng: the random generator.
+        count: number of subjects S.
+        scale: standard deviation of the local changes (see :func:`sample_local_changes`).
+        ranges: phenotype range overrides (see :func:`sample_phenotypes`).
+
+    Returns:
+        ``(S, P)`` phenotypes and ``(S, L)`` local changes, float32.
+    """
+    phenotypes = sample_phenotypes(rng, count, mesher.phenotype_labels, ranges=ranges)
+    local = sample_local_changes(rng, count, mesher.local_change_labels, scale=scale)
+    return phenotypes, local
+
+
+def subject_grid(
+    subjects: int, names: Sequence[str], frames: int, *, part: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[IndexRow]]:
+    """The product subjects x sequences x frames: mesh n is (subject s, sequence q, frame f).
+
+    Args:
+        subjects: number of subjects S (named ``subject000``, ...).
+        names: sequence names (Q).
+        frames: frames per sequence T.
+        part: anny model kind in each row's source (``anny:<part>/<sequence>/<frame>``).
+
+    Returns:
+        ``(N,)`` subject, sequence and frame indices in C order (N = S Q T) and the N
+        index rows.
+    """
+    s_idx, q_idx, f_idx = (a.ravel() for a in np.indices((subjects, len(names), frames)))
+    subject_names = [f"subject{s:03d}" for s in range(subjects)]
+    rows = [
+        IndexRow(subject_names[s], names[q], int(f), f"anny:{part}/{names[q]}/{f}")
+        for s, q, f in zip(s_idx.tolist(), q_idx.tolist(), f_idx.tolist())
+    ]
+    return s_idx, q_idx, f_idx, rows
+
+
+def generator_params(
+    generator: str, *, subjects: int, names: list[str], frames: int, seed: int, **extra
+) -> dict:
+    """A generated dataset's parameters: generator, versions, counts and seed, then ``extra``."""
+    return {
+        "generator": generator,
+        "generator_version": GENERATOR_VERSION,
+        "anny_version": anny_version(),
+        "subjects": subjects,
+        "sequences": names,
+        "frames": frames,
+        "seed": seed,
+        **extra,
+    }
+
+
 def write_plan(
     out_dir: str | os.PathLike,
     template: Template,
     plan: Plan,
     *,
-    source: str,
     params: dict,
     batch_size: int,
     desc: str,
 ) -> PreparedDataset:
     """Generate the plan in batches of ``batch_size`` and write a prepared dataset (metres).
 
-    Shows a tqdm bar in meshes and logs the speed (meshes/s).
+    The dataset's source is ``params["generator"]``. Shows a tqdm bar in meshes and logs
+    the speed (meshes/s).
     """
+    source = params["generator"]
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     total = len(plan.rows)
@@ -408,6 +478,14 @@ def check_counts(**counts: int) -> None:
                 f"{name} must be an integer >= {minimum}, got {value!r}",
                 fix=f"pass --{name} {max(minimum, 2)} or more",
             )
+
+
+def select_sequences(
+    catalogue: Sequence[str], what: str, *, subjects: int, sequences: int, frames: int
+) -> list[str]:
+    """Check the counts (:func:`check_counts`), then the first ``sequences`` of ``catalogue``."""
+    check_counts(subjects=subjects, sequences=sequences, frames=frames)
+    return pick(list(catalogue), sequences, what)
 
 
 def pick(names: Sequence[str], count: int, what: str) -> list[str]:

@@ -25,19 +25,17 @@ import numpy as np
 
 from deep3dmm.data.generate.common import (
     ADULT_PHENOTYPES,
-    GENERATOR_VERSION,
     AnnyMesher,
     Plan,
-    anny_version,
-    check_counts,
     envelope,
+    generator_params,
     load_anny,
-    pick,
-    sample_local_changes,
-    sample_phenotypes,
+    sample_subjects,
+    select_sequences,
+    subject_grid,
     write_plan,
 )
-from deep3dmm.data.prepared import IndexRow, PreparedDataset
+from deep3dmm.data.prepared import PreparedDataset
 from deep3dmm.mesh.template import Template
 
 __all__ = [
@@ -197,16 +195,14 @@ def make_faces(
         The written :class:`~deep3dmm.data.PreparedDataset`; rows are sorted by
         subject, expression, frame. ``subjects * sequences * frames`` meshes.
     """
-    check_counts(subjects=subjects, sequences=sequences, frames=frames)
-    names = pick(list(FACE_EXPRESSIONS), sequences, "face expressions")
+    names = select_sequences(
+        FACE_EXPRESSIONS, "face expressions", subjects=subjects, sequences=sequences, frames=frames
+    )
     mesher = face_mesher()
     rng = np.random.default_rng(seed)
-    phenotypes = sample_phenotypes(
-        rng, subjects, mesher.phenotype_labels, ranges=PHENOTYPE_RANGES
-    )  # (S, P)
-    local = sample_local_changes(
-        rng, subjects, mesher.local_change_labels, scale=LOCAL_CHANGE_SCALE
-    )  # (S, L)
+    phenotypes, local = sample_subjects(
+        mesher, rng, subjects, scale=LOCAL_CHANGE_SCALE, ranges=PHENOTYPE_RANGES
+    )  # (S, P), (S, L)
     labels = mesher.facial_action_labels
     peaks = np.zeros((len(names), len(labels)), dtype=np.float32)  # (E, A)
     for e, name in enumerate(names):
@@ -214,38 +210,28 @@ def make_faces(
             peaks[e, labels.index(action)] = weight
     intensity = rng.uniform(0.75, 1.0, (subjects, len(names))).astype(np.float32)  # (S, E)
     weights = envelope(frames).astype(np.float32)  # (T,)
-
-    # Mesh n is (subject s, expression e, frame f) in C order.
-    s_idx, e_idx, f_idx = (a.ravel() for a in np.indices((subjects, len(names), frames)))
-    subject_names = [f"subject{s:03d}" for s in range(subjects)]
-    rows = [
-        IndexRow(subject_names[s], names[e], int(f), f"anny:head/{names[e]}/{f}")
-        for s, e, f in zip(s_idx.tolist(), e_idx.tolist(), f_idx.tolist())
-    ]
+    s_idx, e_idx, f_idx, rows = subject_grid(subjects, names, frames, part="head")
 
     def batch(indices: np.ndarray) -> np.ndarray:
         s, e, f = s_idx[indices], e_idx[indices], f_idx[indices]
         actions = (weights[f] * intensity[s, e])[:, None] * peaks[e]  # (b, A)
         return mesher(phenotypes[s], local[s], actions)
 
-    params = {
-        "generator": "anny-faces",
-        "generator_version": GENERATOR_VERSION,
-        "anny_version": anny_version(),
-        "subjects": subjects,
-        "sequences": names,
-        "frames": frames,
-        "seed": seed,
-        "envelope": "sin^2(pi t)",
-        "local_change_scale": LOCAL_CHANGE_SCALE,
-        "phenotype_ranges": {**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
-        "frame": "y up, looking along +z, template bounding box centred at the origin",
-    }
+    params = generator_params(
+        "anny-faces",
+        subjects=subjects,
+        names=names,
+        frames=frames,
+        seed=seed,
+        envelope="sin^2(pi t)",
+        local_change_scale=LOCAL_CHANGE_SCALE,
+        phenotype_ranges={**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
+        frame="y up, looking along +z, template bounding box centred at the origin",
+    )
     return write_plan(
         out_dir,
         face_template(),
         Plan(rows, batch),
-        source="anny-faces",
         params=params,
         batch_size=batch_size,
         desc="faces",

@@ -26,20 +26,18 @@ import numpy as np
 
 from deep3dmm.data.generate.common import (
     ADULT_PHENOTYPES,
-    GENERATOR_VERSION,
     AnnyMesher,
     Plan,
-    anny_version,
-    check_counts,
     envelope,
+    generator_params,
     load_anny,
-    pick,
     rotation_matrices,
-    sample_local_changes,
-    sample_phenotypes,
+    sample_subjects,
+    select_sequences,
+    subject_grid,
     write_plan,
 )
-from deep3dmm.data.prepared import IndexRow, PreparedDataset
+from deep3dmm.data.prepared import PreparedDataset
 from deep3dmm.mesh.template import Template
 
 __all__ = [
@@ -158,16 +156,14 @@ def make_hands(
         The written :class:`~deep3dmm.data.PreparedDataset`, rows sorted by subject,
         pose, frame.
     """
-    check_counts(subjects=subjects, sequences=sequences, frames=frames)
-    names = pick(list(HAND_POSES), sequences, "hand poses")
+    names = select_sequences(
+        HAND_POSES, "hand poses", subjects=subjects, sequences=sequences, frames=frames
+    )
     mesher = hand_mesher()
     rng = np.random.default_rng(seed)
-    phenotypes = sample_phenotypes(
-        rng, subjects, mesher.phenotype_labels, ranges=PHENOTYPE_RANGES
-    )  # (S, P)
-    local = sample_local_changes(
-        rng, subjects, mesher.local_change_labels, scale=LOCAL_CHANGE_SCALE
-    )  # (S, L)
+    phenotypes, local = sample_subjects(
+        mesher, rng, subjects, scale=LOCAL_CHANGE_SCALE, ranges=PHENOTYPE_RANGES
+    )  # (S, P), (S, L)
     for label, (low, high) in LOCAL_CHANGE_LIMITS.items():
         column = mesher.local_change_labels.index(label)
         local[:, column] = np.clip(local[:, column], low, high)
@@ -177,13 +173,7 @@ def make_hands(
     noise = rng.normal(0.0, JOINT_NOISE, (subjects, len(bones), 3)) * moving[None, :, None]
     intensity = rng.uniform(0.85, 1.0, (subjects, len(names)))  # (S, Q)
     weights = envelope(frames)  # (T,)
-
-    s_idx, q_idx, f_idx = (a.ravel() for a in np.indices((subjects, len(names), frames)))
-    subject_names = [f"subject{s:03d}" for s in range(subjects)]
-    rows = [
-        IndexRow(subject_names[s], names[q], int(f), f"anny:hand/{names[q]}/{f}")
-        for s, q, f in zip(s_idx.tolist(), q_idx.tolist(), f_idx.tolist())
-    ]
+    s_idx, q_idx, f_idx, rows = subject_grid(subjects, names, frames, part="hand")
 
     def batch(indices: np.ndarray) -> np.ndarray:
         s, q, f = s_idx[indices], q_idx[indices], f_idx[indices]
@@ -191,26 +181,23 @@ def make_hands(
         vectors = scale * (peaks[q] + noise[s] * (np.abs(peaks[q]) > 0))  # (b, J, 3)
         return mesher(phenotypes[s], local[s], None, rotation_matrices(vectors))
 
-    params = {
-        "generator": "anny-hands",
-        "generator_version": GENERATOR_VERSION,
-        "anny_version": anny_version(),
-        "subjects": subjects,
-        "sequences": names,
-        "frames": frames,
-        "seed": seed,
-        "envelope": "sin^2(pi t)",
-        "local_change_scale": LOCAL_CHANGE_SCALE,
-        "local_change_limits": LOCAL_CHANGE_LIMITS,
-        "phenotype_ranges": {**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
-        "joint_noise_rad": JOINT_NOISE,
-        "frame": "right hand, wrist at the origin, fingers along +y, palm facing +z",
-    }
+    params = generator_params(
+        "anny-hands",
+        subjects=subjects,
+        names=names,
+        frames=frames,
+        seed=seed,
+        envelope="sin^2(pi t)",
+        local_change_scale=LOCAL_CHANGE_SCALE,
+        local_change_limits=LOCAL_CHANGE_LIMITS,
+        phenotype_ranges={**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
+        joint_noise_rad=JOINT_NOISE,
+        frame="right hand, wrist at the origin, fingers along +y, palm facing +z",
+    )
     return write_plan(
         out_dir,
         hand_template(),
         Plan(rows, batch),
-        source="anny-hands",
         params=params,
         batch_size=batch_size,
         desc="hands",
