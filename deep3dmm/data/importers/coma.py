@@ -17,15 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deep3dmm.data.importers.reading import (
-    first_template,
     import_mesh_files,
+    load_template,
     natural_key,
     relative_source,
+    row_order,
     trailing_number,
 )
 from deep3dmm.data.prepared import IndexRow, PreparedDataset
 from deep3dmm.errors import DatasetError
-from deep3dmm.mesh.template import Template
 
 __all__ = ["import_coma"]
 
@@ -74,13 +74,7 @@ def coma_files(
         if subjects or expressions:
             hint = "no file matches the --subjects/--expressions filters; " + hint
         raise DatasetError("no COMA meshes found", path=src, fix=hint)
-    files.sort(
-        key=lambda item: (
-            natural_key(item[1].subject),
-            natural_key(item[1].sequence),
-            item[1].frame,
-        )
-    )
+    files.sort(key=row_order)
     return [
         (path, IndexRow(r.subject, r.sequence, r.frame, relative_source(path, src)))
         for path, r in files
@@ -110,10 +104,7 @@ def import_coma(
     """
     src = Path(src)
     files = coma_files(src, subjects=subjects, expressions=expressions)
-    if template is not None:
-        tmpl = Template.load(template, unit="m", name="coma")
-    else:
-        tmpl = first_template([p for p, _ in files], skip_bad=skip_bad, unit="m", name="coma")
+    tmpl = load_template(template, [p for p, _ in files], skip_bad=skip_bad, unit="m", name="coma")
     params = {
         "src": os.fspath(src.resolve()),
         "template": os.fspath(template) if template else "first mesh",

@@ -28,6 +28,7 @@ from deep3dmm.data.importers.reading import (
     import_mesh_files,
     natural_key,
     relative_source,
+    row_order,
     trailing_number,
 )
 from deep3dmm.data.prepared import IndexRow, PreparedDataset, PreparedDatasetWriter
@@ -147,7 +148,7 @@ def _obj_files(src: Path, subjects, sequences) -> list[tuple[Path, IndexRow]]:
                     "file name has no frame number", path=path, fix=f"expected {LAYOUT}"
                 )
             files.append((path, IndexRow(subject, sequence, frame, relative_source(path, src))))
-    files.sort(key=lambda e: (natural_key(e[1].subject), natural_key(e[1].sequence), e[1].frame))
+    files.sort(key=row_order)
     return files
 
 

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deep3dmm.data.importers.reading import (
-    first_template,
     import_mesh_files,
     list_mesh_files,
+    load_template,
     relative_source,
     resolve_unit,
     trailing_number,
@@ -28,7 +28,6 @@ from deep3dmm.data.importers.reading import (
 from deep3dmm.data.prepared import IndexRow, PreparedDataset
 from deep3dmm.errors import DatasetError
 from deep3dmm.mesh.io import MESH_SUFFIXES
-from deep3dmm.mesh.template import Template
 
 __all__ = ["import_folder", "folder_rows"]
 
@@ -97,10 +96,7 @@ def import_folder(
             path=src,
             fix="point SRC at the folder that holds the meshes",
         )
-    if template is not None:
-        tmpl = Template.load(template, name=src.name)
-    else:
-        tmpl = first_template(files, skip_bad=skip_bad, name=src.name)
+    tmpl = load_template(template, files, skip_bad=skip_bad, name=src.name)
     unit = resolve_unit(unit, tmpl, where=template or files[0])
     tmpl.unit = unit
     rows = folder_rows(files, src, subject_level=subject_level, sequence_level=sequence_level)

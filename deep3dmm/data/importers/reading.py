@@ -39,6 +39,8 @@ __all__ = [
     "import_mesh_files",
     "read_chunks",
     "first_template",
+    "load_template",
+    "row_order",
     "relative_source",
 ]
 
@@ -161,6 +163,26 @@ def first_template(
             raise
         return Template(vertices, faces, name=name, unit=unit)
     raise DatasetError("no readable mesh file", path=files[0].parent if files else None)
+
+
+def load_template(
+    template: str | os.PathLike | None,
+    files: Sequence[Path],
+    *,
+    skip_bad: bool,
+    unit: str = "m",
+    name: str = "template",
+) -> Template:
+    """The template file when one is given, else the first readable mesh of ``files``."""
+    if template is not None:
+        return Template.load(template, unit=unit, name=name)
+    return first_template(files, skip_bad=skip_bad, unit=unit, name=name)
+
+
+def row_order(item: tuple[Path, IndexRow]) -> tuple:
+    """Sort key of ``(path, IndexRow)`` pairs: subject, sequence (natural order), frame."""
+    row = item[1]
+    return natural_key(row.subject), natural_key(row.sequence), row.frame
 
 
 def import_mesh_files(
