@@ -5,8 +5,8 @@
 #          TRAIN_ARGS (extra `deep3dmm train` options, e.g. "--device cuda")
 # See docs/training.md for the configurations and expected run times.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+
+usage() {
   cat >&2 <<'USAGE'
 usage: scripts/train_coma.sh DATA_ROOT
 
@@ -16,15 +16,8 @@ Needs the COMA dataset (Ranjan et al., ECCV 2018): about 20,000 registered face 
 FaceTalk_<subject>/<expression>/<expression>.<frame>.ply.
 The data is imported once into data/coma (deep3dmm data import coma DATA_ROOT).
 USAGE
-  exit 2
-fi
-DATA_ROOT="$(cd "$1" && pwd)"
-cd "$ROOT"
-source scripts/setup_env.sh
-export MPLBACKEND=Agg
-PREPARED="${PREPARED:-data/coma}"
-RUNS="${RUNS:-runs/coma}"
-if [ ! -f "$PREPARED/meta.json" ]; then
-  deep3dmm data import coma "$DATA_ROOT" --out "$PREPARED"
-fi
-source scripts/train_published.sh
+}
+DATASET=coma
+IMPORTER=coma
+IMPORT_ARGS=()
+source "$(dirname "${BASH_SOURCE[0]}")/train_published.sh"

@@ -5,8 +5,8 @@
 #          TRAIN_ARGS (extra `deep3dmm train` options, e.g. "--device cuda")
 # See docs/training.md for the configurations and expected run times.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+
+usage() {
   cat >&2 <<'USAGE'
 usage: scripts/train_dfaust.sh DATA_ROOT
 
@@ -16,15 +16,8 @@ download "registrations_m.hdf5" and "registrations_f.hdf5" at https://dfaust.is.
 and put them in DATA_ROOT.
 The data is imported once into data/dfaust (deep3dmm data import dfaust DATA_ROOT).
 USAGE
-  exit 2
-fi
-DATA_ROOT="$(cd "$1" && pwd)"
-cd "$ROOT"
-source scripts/setup_env.sh
-export MPLBACKEND=Agg
-PREPARED="${PREPARED:-data/dfaust}"
-RUNS="${RUNS:-runs/dfaust}"
-if [ ! -f "$PREPARED/meta.json" ]; then
-  deep3dmm data import dfaust "$DATA_ROOT" --out "$PREPARED"
-fi
-source scripts/train_published.sh
+}
+DATASET=dfaust
+IMPORTER=dfaust
+IMPORT_ARGS=()
+source "$(dirname "${BASH_SOURCE[0]}")/train_published.sh"

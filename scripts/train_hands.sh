@@ -6,8 +6,8 @@
 #          TRAIN_ARGS (extra `deep3dmm train` options, e.g. "--device cuda")
 # See docs/training.md for the configurations and expected run times.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+
+usage() {
   cat >&2 <<'USAGE'
 usage: scripts/train_hands.sh DATA_ROOT
 
@@ -19,15 +19,8 @@ unit of the coordinates (default mm).
 The data is imported once into data/hands (deep3dmm data import folder DATA_ROOT).
 Without real data, `deep3dmm data make hands` generates a synthetic stand-in.
 USAGE
-  exit 2
-fi
-DATA_ROOT="$(cd "$1" && pwd)"
-cd "$ROOT"
-source scripts/setup_env.sh
-export MPLBACKEND=Agg
-PREPARED="${PREPARED:-data/hands}"
-RUNS="${RUNS:-runs/hands}"
-if [ ! -f "$PREPARED/meta.json" ]; then
-  deep3dmm data import folder "$DATA_ROOT" --unit "${UNIT:-mm}" --out "$PREPARED"
-fi
-source scripts/train_published.sh
+}
+DATASET=hands
+IMPORTER=folder
+IMPORT_ARGS=(--unit "${UNIT:-mm}")
+source "$(dirname "${BASH_SOURCE[0]}")/train_published.sh"

@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
 # Shared body of train_coma.sh, train_dfaust.sh and train_hands.sh (sourced, not run).
-# Expects: PREPARED (prepared dataset folder), RUNS (runs folder), EPOCHS (default 300),
+# Expects: `usage` (prints the script's help), DATASET (name: data/DATASET, runs/DATASET),
+# IMPORTER and IMPORT_ARGS (`deep3dmm data import IMPORTER DATA_ROOT IMPORT_ARGS...`), and
+# the caller's arguments (DATA_ROOT). Env: PREPARED (prepared dataset folder, default
+# data/DATASET), RUNS (runs folder, default runs/DATASET), EPOCHS (default 300),
 # TRAIN_ARGS (extra `deep3dmm train` options, e.g. "--device cuda").
-# Trains the four published configurations with their published schedules, evaluates
-# each on the test split and writes a comparison table. Re-running continues unfinished
-# runs (--resume) and skips finished ones.
+# Imports the data once, trains the four published configurations with their published
+# schedules, evaluates each on the test split and writes a comparison table. Re-running
+# continues unfinished runs (--resume) and skips finished ones.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+  usage
+  exit 2
+fi
+DATA_ROOT="$(cd "$1" && pwd)"
+cd "$ROOT"
+source scripts/setup_env.sh
+export MPLBACKEND=Agg
+PREPARED="${PREPARED:-data/$DATASET}"
+RUNS="${RUNS:-runs/$DATASET}"
+if [ ! -f "$PREPARED/meta.json" ]; then
+  deep3dmm data import "$IMPORTER" "$DATA_ROOT" "${IMPORT_ARGS[@]}" --out "$PREPARED"
+fi
 
 EPOCHS="${EPOCHS:-300}"
 read -r -a EXTRA <<< "${TRAIN_ARGS:-}"
