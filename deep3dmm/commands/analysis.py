@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from deep3dmm.commands import add_checkpoint_option, add_split_option, add_view_option
+
 VIEWS_HELP = "comma-separated views: front, side, top, -y (default front)"
 
 
@@ -20,12 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     render.add_argument("run", help="run folder written by `deep3dmm train`")
     render.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    render.add_argument("--split", default="test", choices=("train", "val", "test"))
+    add_split_option(render)
     render.add_argument("--count", type=int, default=8, help="meshes drawn (default 8)")
     render.add_argument("--ids", type=int, nargs="+", metavar="ROW", help="dataset rows to draw")
     render.add_argument("--max-mm", type=float, default=5.0, help="top of the colour scale")
     render.add_argument("--views", default="front", help=VIEWS_HELP)
-    render.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    add_checkpoint_option(render)
     render.set_defaults(func=run_render)
 
     interp = subparsers.add_parser(
@@ -40,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     interp.add_argument("--to", dest="target", required=True, metavar="B", help="file or row")
     interp.add_argument("--steps", type=int, default=8, help="meshes, endpoints included")
     interp.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    interp.add_argument("--view", default="front", help="camera (front, side, top, -y)")
-    interp.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    add_view_option(interp)
+    add_checkpoint_option(interp)
     interp.set_defaults(func=run_interpolate)
 
     transfer = subparsers.add_parser(
@@ -57,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     transfer.add_argument("--target", required=True, metavar="C", help="file or row")
     transfer.add_argument("--out", required=True, metavar="DIR", help="output folder")
     transfer.add_argument("--max-mm", type=float, default=5.0, help="top of the colour scale")
-    transfer.add_argument("--view", default="front", help="camera (front, side, top, -y)")
-    transfer.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    add_view_option(transfer)
+    add_checkpoint_option(transfer)
     transfer.set_defaults(func=run_transfer)
 
     receptive = subparsers.add_parser(
@@ -74,8 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--vertices", type=int, nargs="+", metavar="I", help="output vertices (default: 3)"
     )
     receptive.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    receptive.add_argument("--view", default="front", help="camera (front, side, top, -y)")
-    receptive.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    add_view_option(receptive)
+    add_checkpoint_option(receptive)
     receptive.set_defaults(func=run_receptive)
 
     plot = subparsers.add_parser(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from deep3dmm.commands import group
+from deep3dmm.commands import add_progress_option, group
 from deep3dmm.image_graph.models import GRAPH_METHODS, KEYPOINT_METHODS
 from deep3dmm.image_graph.runs import DATASETS, ImageRunConfig, summarize_runs, train_run
 from deep3dmm.image_graph.show import render_run
@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     train.add_argument("--seed", type=int, default=DEFAULTS.seed)
     train.add_argument("--resume", action="store_true", help="continue an unfinished run")
-    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress_option(train, help="hide the progress bar")
     train.set_defaults(func=run_train)
 
     show = image.add_parser("show", help="render keypoints (and reconstructions) of a run")

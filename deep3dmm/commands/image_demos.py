@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deep3dmm.commands import group
+from deep3dmm.commands import add_progress_option, group
 from deep3dmm.image_graph.active import ACTIVE_METHODS, load_active_results, run_active_learning
 from deep3dmm.image_graph.demo_plots import plot_active_curves
 from deep3dmm.image_graph.demos import run_deform_demo, run_fewshot_demo, run_track_demo
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deform.add_argument("--epochs", type=int, default=12)
     deform.add_argument("--stages", type=int, default=2, help="deformable stages (last ones)")
     deform.add_argument("--modulated", action="store_true", help="DCNv2 modulation masks")
-    deform.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_option(deform)
     deform.set_defaults(func=run_deform)
 
     active = image.add_parser("active", help="graph-based active learning loop on digits")
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     active.add_argument("--subset", type=int, default=500, help="unlabelled nodes per graph")
     active.add_argument("--epochs", type=int, default=40, help="learner epochs per cycle")
     active.add_argument("--seeds", type=int, nargs="+", default=[0])
-    active.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_option(active)
     active.set_defaults(func=run_active)
 
     plot = image.add_parser("active-plot", help="plot every active_*.json of a folder")
@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_option(parser)
 
 
 def run_track(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from deep3dmm.commands import group
+from deep3dmm.commands import add_split_option, group
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "first for runs trained with --no-eval).",
     )
     compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
-    compare.add_argument("--split", default="test", choices=("train", "val", "test"))
+    add_split_option(compare)
     compare.add_argument("--markdown", metavar="FILE", help="also write the table to FILE")
     compare.add_argument(
         "--figure", metavar="FILE.png", help="also render the same meshes reconstructed by each "

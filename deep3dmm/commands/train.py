@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+from deep3dmm.commands import add_checkpoint_option, add_split_option
 from deep3dmm.errors import ConfigError
 from deep3dmm.train.config import RunConfig, TrainConfig, load_config
 
@@ -93,9 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "per sequence; writes RUN/eval/<split>.json and RUN/eval/<split>_per_vertex.npy.",
     )
     evaluate.add_argument("run", help="run folder written by `deep3dmm train`")
-    evaluate.add_argument("--split", default="test", choices=("train", "val", "test"))
+    add_split_option(evaluate)
     evaluate.add_argument("--data", metavar="DIR", help="dataset (default: the run's own)")
-    evaluate.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    add_checkpoint_option(evaluate)
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=run_evaluate)
