@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from deep3dmm.errors import ConfigError, TopologyMismatchError
+from deep3dmm.errors import ConfigError
+from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.sparse import (
     constant_spmm,
     csr_from_buffers,
@@ -286,12 +287,7 @@ class AttentionPool(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor) -> Tensor:
         """Aggregate ``x`` of shape ``(B, V_in, C)`` to ``(B, V_out, C)``."""
-        if x.ndim != 3 or x.shape[1] != self.in_vertices:
-            raise TopologyMismatchError(
-                f"AttentionPool expected input (B, {self.in_vertices}, C), "
-                f"received {tuple(x.shape)}",
-                fix="pass features of the level this pooling was built for",
-            )
+        check_features(x, layer="AttentionPool", vertices=self.in_vertices, kind="pooling")
         x2 = to_vertex_major(x)  # (V_in, B*C)
         if self.frozen:
             a = csr_from_buffers(self, "frozen")

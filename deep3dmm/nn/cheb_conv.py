@@ -7,7 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from deep3dmm.errors import ConfigError, TopologyMismatchError
+from deep3dmm.errors import ConfigError
+from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.sparse import constant_spmm, csr_from_buffers, register_csr
 
 __all__ = ["ChebConv"]
@@ -70,12 +71,7 @@ class ChebConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the convolution to ``x`` of shape ``(B, V, C_in)``."""
-        if x.ndim != 3 or x.shape[1] != self.num_vertices or x.shape[2] != self.in_channels:
-            raise TopologyMismatchError(
-                f"ChebConv expected input (B, {self.num_vertices}, {self.in_channels}), "
-                f"received {tuple(x.shape)}",
-                fix="pass features of the level this layer was built for",
-            )
+        check_features(x, layer="ChebConv", vertices=self.num_vertices, channels=self.in_channels)
         b, v, c = x.shape
         lap = csr_from_buffers(self, "laplacian")
         t0 = x.transpose(0, 1).reshape(v, b * c)  # (V, B*C)

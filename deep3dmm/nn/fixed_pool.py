@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from deep3dmm.errors import TopologyMismatchError
+from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.sparse import (
     constant_spmm,
     csr_from_buffers,
@@ -48,12 +48,7 @@ class FixedPool(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``x`` of shape ``(B, V_in, C)`` to ``(B, V_out, C)``."""
-        if x.ndim != 3 or x.shape[1] != self.in_vertices:
-            raise TopologyMismatchError(
-                f"{type(self).__name__} expected input (B, {self.in_vertices}, C), "
-                f"received {tuple(x.shape)}",
-                fix="pass features of the level this pooling was built for",
-            )
+        check_features(x, layer=type(self).__name__, vertices=self.in_vertices, kind="pooling")
         a = csr_from_buffers(self, "matrix")
         a_t = csr_from_buffers(self, "matrix", transpose=True)
         y = constant_spmm(a, a_t, to_vertex_major(x))  # (V_out, B*C)

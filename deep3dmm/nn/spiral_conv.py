@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from deep3dmm.errors import ConfigError, TopologyMismatchError
+from deep3dmm.errors import ConfigError
+from deep3dmm.nn.checks import check_features
 
 __all__ = ["SpiralConv"]
 
@@ -76,12 +77,7 @@ class SpiralConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the convolution to ``x`` of shape ``(B, V, C_in)``."""
-        if x.ndim != 3 or x.shape[1] != self.num_vertices or x.shape[2] != self.in_channels:
-            raise TopologyMismatchError(
-                f"SpiralConv expected input (B, {self.num_vertices}, {self.in_channels}), "
-                f"received {tuple(x.shape)}",
-                fix="pass features of the level this layer was built for",
-            )
+        check_features(x, layer="SpiralConv", vertices=self.num_vertices, channels=self.in_channels)
         b, v, c = x.shape
         if not self.matmul_first:
             gathered = x.index_select(1, self.spirals.view(-1))  # (B, V*L, C_in)
