@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from deep3dmm.analysis.inputs import split_rows
 from deep3dmm.atomic import atomic_path, atomic_write_text
 from deep3dmm.errors import ConfigError
 from deep3dmm.train.checkpoint import LoadedRun, RunFiles, load_run
@@ -164,13 +165,7 @@ def evaluate_run(
         run.model.to(torch_device)
     dataset = run.open_dataset(data)
     run.split.check(len(dataset))
-    rows = run.split[split]
-    if len(rows) == 0:
-        raise ConfigError(
-            f"the {split} split of this run is empty",
-            path=run.run_dir,
-            fix="evaluate another split",
-        )
+    rows = split_rows(run, split, fix="evaluate another split")
     errors = reconstruction_errors(
         run.model,
         dataset.vertices,

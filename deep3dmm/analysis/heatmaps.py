@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deep3dmm.analysis.inputs import dataset_row
+from deep3dmm.analysis.inputs import dataset_row, split_rows
 from deep3dmm.analysis.latent import reconstruct
 from deep3dmm.errors import ConfigError
 from deep3dmm.mesh import write_mesh
@@ -38,13 +38,7 @@ def choose_rows(run, dataset, *, split: str = "test", count: int = 8, ids=None) 
         return np.array([dataset_row(dataset, int(i)).row for i in ids], dtype=np.int64)
     if int(count) < 1:
         raise ConfigError(f"count must be >= 1, got {count}", fix="--count 8")
-    rows = run.split[split]
-    if len(rows) == 0:
-        raise ConfigError(
-            f"the {split} split of this run is empty",
-            path=run.run_dir,
-            fix="choose another --split or pass --ids",
-        )
+    rows = split_rows(run, split, fix="choose another --split or pass --ids")
     return strided_rows(rows, min(int(count), len(rows)))
 
 

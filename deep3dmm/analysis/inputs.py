@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deep3dmm.errors import DatasetError, MeshFormatError
+from deep3dmm.errors import ConfigError, DatasetError, MeshFormatError
 from deep3dmm.mesh import read_mesh
 
-__all__ = ["MeshInput", "resolve_input", "dataset_row"]
+__all__ = ["MeshInput", "resolve_input", "dataset_row", "split_rows"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +89,11 @@ def resolve_input(spec: str | int | os.PathLike, *, dataset) -> MeshInput:
     vertices, faces = read_mesh(path)
     dataset.template.check_registered((vertices, faces), path=path)
     return MeshInput(vertices=vertices.astype(np.float32), label=path.stem, path=path)
+
+
+def split_rows(run, split: str, *, fix: str) -> np.ndarray:
+    """Dataset rows of a run's split; a :class:`ConfigError` (with ``fix``) when it is empty."""
+    rows = run.split[split]
+    if len(rows) == 0:
+        raise ConfigError(f"the {split} split of this run is empty", path=run.run_dir, fix=fix)
+    return rows

@@ -54,6 +54,13 @@ def parse_views(views: str | Sequence[str]) -> list[str]:
     return names
 
 
+def _error_scale(max_mm: float, cmap: str) -> dict:
+    """:func:`render_meshes` options of an error heat map: 0 to ``max_mm``, bar on the right."""
+    return dict(
+        clim=(0.0, float(max_mm)), cmap=cmap, scalar_bar_title=ERROR_LABEL, scalar_bar="right"
+    )
+
+
 def reconstruction_figure(
     faces: np.ndarray,
     inputs: np.ndarray,
@@ -96,10 +103,7 @@ def reconstruction_figure(
         path,
         grid=(len(inputs), 3 * len(views)),
         scalars=scalars,
-        clim=(0.0, float(max_mm)),
-        cmap=cmap,
-        scalar_bar_title=ERROR_LABEL,
-        scalar_bar="right",
+        **_error_scale(max_mm, cmap),
         titles=titles,
         panel_size=panel_size,
         panel_cameras=cameras,
@@ -125,10 +129,7 @@ def mean_error_figure(
         path,
         grid=(1, len(views)),
         scalars=[per_vertex_mm] * len(views),
-        clim=(0.0, float(max_mm)),
-        cmap=cmap,
-        scalar_bar_title=ERROR_LABEL,
-        scalar_bar="right",
+        **_error_scale(max_mm, cmap),
         titles=[title] + [""] * (len(views) - 1),
         panel_size=panel_size,
         panel_cameras=views,
@@ -179,10 +180,7 @@ def comparison_figure(
         path,
         grid=(len(inputs), 1 + 2 * len(run_names)),
         scalars=scalars,
-        clim=(0.0, float(max_mm)),
-        cmap=cmap,
-        scalar_bar_title=ERROR_LABEL,
-        scalar_bar="right",
+        **_error_scale(max_mm, cmap),
         titles=titles,
         panel_size=panel_size,
         camera=parse_views(camera)[0],
