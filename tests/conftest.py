@@ -6,6 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from deep3dmm.train.config import (
+    DataConfig,
+    HierarchyConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    TrainConfig,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -31,3 +40,30 @@ def smpl_template_path() -> Path:
 @pytest.fixture
 def ict_face_path() -> Path:
     return shared_file("ict_face/ict_face_region.npz")
+
+
+@pytest.fixture
+def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Point ``DEEP3DMM_CACHE`` (hierarchy caches) at the session's temporary folder."""
+    path = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("DEEP3DMM_CACHE", str(path))
+    return path
+
+
+def tiny_config(data_path, *, conv="spiral", pool="fixed", epochs=2, batch_size=4, **train):
+    """A small, fast run configuration on a prepared dataset."""
+    return RunConfig(
+        data=DataConfig(path=str(data_path), protocol="random"),
+        hierarchy=HierarchyConfig(factors=(4, 4), spiral_length=9),
+        model=ModelConfig(
+            preset="", conv=conv, pool=pool, latent=4, channels=(8, 8), K=3, top_k=(4, 8)
+        ),
+        optim=OptimConfig(lr=1e-3),
+        train=TrainConfig(epochs=epochs, batch_size=batch_size, device="cpu", **train),
+    )
+
+
+@pytest.fixture(name="tiny_config", scope="session")
+def tiny_config_fixture():
+    """:func:`tiny_config` (a function: ``tiny_config(data_path, conv=, pool=, ...)``)."""
+    return tiny_config

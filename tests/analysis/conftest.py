@@ -8,20 +8,11 @@ import pytest
 from deep3dmm.data import IndexRow, write_prepared_dataset
 from deep3dmm.mesh import Template, shapes
 from deep3dmm.train import load_run, train
-from deep3dmm.train.config import (
-    DataConfig,
-    HierarchyConfig,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    TrainConfig,
-)
 
 
 @pytest.fixture(autouse=True)
-def _hierarchy_cache(tmp_path_factory, monkeypatch):
+def _hierarchy_cache(isolated_cache):
     """Keep hierarchy caches out of the user's home."""
-    monkeypatch.setenv("DEEP3DMM_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture(scope="session")
@@ -51,17 +42,9 @@ def blobs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def run_dir(blobs, tmp_path_factory):
+def run_dir(blobs, tiny_config, tmp_path_factory):
     """A spiral + attention run trained for 2 epochs (seconds)."""
-    config = RunConfig(
-        data=DataConfig(path=str(blobs.path), protocol="random"),
-        hierarchy=HierarchyConfig(factors=(4, 4), spiral_length=9),
-        model=ModelConfig(
-            preset="", conv="spiral", pool="attention", latent=4, channels=(8, 8), top_k=(4, 8)
-        ),
-        optim=OptimConfig(lr=1e-3),
-        train=TrainConfig(epochs=2, batch_size=4, device="cpu"),
-    )
+    config = tiny_config(blobs.path, pool="attention")  # K is unused by spiral convolutions
     out = tmp_path_factory.mktemp("runs") / "att"
     train(config, out, quiet=True)
     return out

@@ -7,14 +7,6 @@ import pytest
 
 from deep3dmm.data import IndexRow, write_prepared_dataset
 from deep3dmm.mesh import Template, shapes
-from deep3dmm.train.config import (
-    DataConfig,
-    HierarchyConfig,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    TrainConfig,
-)
 
 
 def deformed_spheres(count: int, *, subdivisions: int = 2, seed: int = 0, radius: float = 0.1):
@@ -34,9 +26,8 @@ def write_spheres(path, count: int = 24, *, subdivisions: int = 2, seed: int = 0
 
 
 @pytest.fixture(autouse=True)
-def _hierarchy_cache(tmp_path_factory, monkeypatch):
+def _hierarchy_cache(isolated_cache):
     """Keep hierarchy caches out of the user's home."""
-    monkeypatch.setenv("DEEP3DMM_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture(scope="session")
@@ -49,24 +40,6 @@ def spheres(tmp_path_factory):
 def spheres8(tmp_path_factory):
     """10 meshes: a random split leaves exactly 8 train meshes (1 val, 1 test)."""
     return write_spheres(tmp_path_factory.mktemp("data") / "spheres10", count=10, seed=1)
-
-
-def tiny_config(data_path, *, conv="spiral", pool="fixed", epochs=2, batch_size=4, **train):
-    """A small, fast run configuration on a prepared dataset."""
-    return RunConfig(
-        data=DataConfig(path=str(data_path), protocol="random"),
-        hierarchy=HierarchyConfig(factors=(4, 4), spiral_length=9),
-        model=ModelConfig(
-            preset="", conv=conv, pool=pool, latent=4, channels=(8, 8), K=3, top_k=(4, 8)
-        ),
-        optim=OptimConfig(lr=1e-3),
-        train=TrainConfig(epochs=epochs, batch_size=batch_size, device="cpu", **train),
-    )
-
-
-@pytest.fixture(name="tiny_config", scope="session")
-def tiny_config_fixture():
-    return tiny_config
 
 
 @pytest.fixture(name="write_spheres", scope="session")
