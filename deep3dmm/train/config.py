@@ -46,6 +46,12 @@ OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a :class:`ConfigError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which prepared dataset to train on and how it is split.
@@ -66,10 +72,7 @@ class DataConfig:
     test_fraction: float = 0.1
 
     def __post_init__(self):
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(
-                f"data.protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"
-            )
+        _check_choice("data.protocol", self.protocol, PROTOCOLS)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -195,10 +198,7 @@ class OptimConfig:
     lr_decay: float = 0.99
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(
-                f"optim.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
-            )
+        _check_choice("optim.optimizer", self.optimizer, OPTIMIZERS)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"optim.lr must be a positive number, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
@@ -235,10 +235,7 @@ class TrainConfig:
             raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
-        if self.device not in DEVICES:
-            raise ConfigError(
-                f"train.device must be one of {', '.join(DEVICES)}, got {self.device!r}"
-            )
+        _check_choice("train.device", self.device, DEVICES)
         if self.in_memory not in ("auto", "yes", "no"):
             raise ConfigError(f"train.in_memory must be auto, yes or no, got {self.in_memory!r}")
 
