@@ -106,7 +106,9 @@ def reconstruction_errors(
     model.eval()
     errors = np.empty((len(rows), vertices.shape[1]), dtype=np.float32)
     starts = range(0, len(rows), batch_size)
-    for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress, leave=False):
+    for start in tqdm(
+        starts, desc="evaluate", unit="batch", disable=None if progress else True, leave=False
+    ):
         raw = torch.from_numpy(
             np.asarray(vertices[rows[start : start + batch_size]], dtype=np.float32)
         ).to(device)  # (b, V, 3)

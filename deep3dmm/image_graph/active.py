@@ -272,7 +272,7 @@ def run_active_learning(
         sampler_steps=sampler_steps,
     )
     result = ActiveResult(method, seed, config=config)
-    for cycle in tqdm(range(cycles), desc=f"active {method}", disable=not progress):
+    for cycle in tqdm(range(cycles), desc=f"active {method}", disable=None if progress else True):
         torch.manual_seed(seed * 1000 + cycle)
         learner = SmallCNN(1, 10, widths, image_size=train.images.shape[-1])
         idx = torch.from_numpy(np.flatnonzero(labelled))

@@ -248,7 +248,9 @@ def train_fewshot(
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-6)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
     bar = tqdm(
-        range(iterations), desc=f"{sampler.n_way}-way {sampler.k_shot}-shot", disable=not progress
+        range(iterations),
+        desc=f"{sampler.n_way}-way {sampler.k_shot}-shot",
+        disable=None if progress else True,
     )
     for _ in bar:
         ep = sampler.sample(batch)

@@ -211,7 +211,7 @@ def train_edge_classifier(
     labels = torch.cat([g.labels for g in graphs])
     pos_weight = float((1 - labels).sum() / labels.sum().clamp_min(1))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    bar = tqdm(range(steps), desc="train edge classifier", disable=not progress)
+    bar = tqdm(range(steps), desc="train edge classifier", disable=None if progress else True)
     for step in bar:
         g = graphs[step % len(graphs)]
         loss = model.loss(model(g.x, g.edge_index, g.edge_attr), g.labels, pos_weight=pos_weight)

@@ -168,7 +168,12 @@ def fit(
         history, start = state["history"], state["epoch"]
         log.info("resumed from %s at epoch %d", checkpoint, start)
     steps = (len(train) + batch_size - 1) // batch_size
-    bar = tqdm(total=(epochs - start) * steps, disable=not progress, desc="train", unit="step")
+    bar = tqdm(
+        total=(epochs - start) * steps,
+        disable=None if progress else True,
+        desc="train",
+        unit="step",
+    )
     for epoch in range(start, epochs):
         tic = time.perf_counter()
         model.train()

@@ -439,7 +439,9 @@ class Trainer:
             desc=f"epoch {epoch + 1}/{self.config.train.epochs}",
             unit="batch",
             leave=False,
-            disable=self.quiet or not self.context.is_main,
+            disable=True
+            if self.quiet or not self.context.is_main
+            else None,  # None: off without a TTY
         )
         for step, batch in enumerate(bar):
             prediction = self.ddp_model(batch)  # (b, V, 3)
