@@ -13,12 +13,13 @@ from deep3dmm.nn.cheb_conv import ChebConv
 from deep3dmm.nn.fixed_pool import FixedPool
 from deep3dmm.nn.presets import PRESET_HIERARCHY, PRESETS, build_preset
 
+from deep3dmm.nn.spiral_conv import SpiralConv
+
 # torch warns once per process that CSR tensors are "beta"; the layers rely on them on purpose
 # (and tests compare every sparse product with a dense reference), so keep user logs clean.
 warnings.filterwarnings(
     "ignore", message="Sparse CSR tensor support is in beta", category=UserWarning
 )
-from deep3dmm.nn.spiral_conv import SpiralConv
 
 __all__ = [
     "ACTIVATIONS",
