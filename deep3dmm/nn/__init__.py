@@ -12,7 +12,6 @@ from deep3dmm.nn.autoencoder import ACTIVATIONS, CONVS, POOLS, MeshAutoencoder
 from deep3dmm.nn.cheb_conv import ChebConv
 from deep3dmm.nn.fixed_pool import FixedPool
 from deep3dmm.nn.presets import PRESET_HIERARCHY, PRESETS, build_preset
-
 from deep3dmm.nn.spiral_conv import SpiralConv
 
 # torch warns once per process that CSR tensors are "beta"; the layers rely on them on purpose
