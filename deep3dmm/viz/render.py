@@ -120,8 +120,12 @@ def render_meshes(
         The written path.
     """
     import pyvista as pv
+    from vtkmodules.vtkCommonCore import vtkLogger
 
     pv.OFF_SCREEN = True
+    # Without a display VTK first tries X11 and logs a warning before it falls back to an
+    # off-screen context: keep errors, drop that noise.
+    vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_ERROR)
     if len(meshes) == 0:
         raise Deep3DMMError("render_meshes needs at least one mesh", path=path)
     n = len(meshes)
