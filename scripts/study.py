@@ -478,6 +478,16 @@ def write_report(runs: list[RunSpec], root: Path, docs: Path, args) -> Path:
     return docs
 
 
+def _shrink_png(path: Path, *, width: int = 1400, colors: int = 192) -> None:
+    """Keep a committed figure small (< ~300 KB): downscale and palette-quantise in place."""
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    if image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+    image.quantize(colors=colors, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def _figure(runs, root: Path, docs: Path, results) -> list[str]:
     """The comparison figure of the four faces latent-16 runs (when finished)."""
     names = [f"faces/latent16/{m}" for m in METHODS]
@@ -492,6 +502,7 @@ def _figure(runs, root: Path, docs: Path, results) -> list[str]:
     done = [root / n for n in names if results.get(n)]
     try:
         compare_figure(done, image, count=4)
+        _shrink_png(image)
     except Exception as exc:  # rendering needs a working VTK; the tables do not
         log.warning("comparison figure failed: %s", exc)
         return [f"(Comparison figure failed: {exc}.)", ""]
