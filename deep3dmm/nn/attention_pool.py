@@ -6,7 +6,6 @@ import logging
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deep3dmm.errors import ConfigError
@@ -17,8 +16,10 @@ from deep3dmm.nn.sparse import (
     from_vertex_major,
     learned_spmm,
     register_csr,
+    sampled_dot,
     to_vertex_major,
 )
+from deep3dmm.nn.topk import score_topk
 
 __all__ = ["AttentionPool", "ATTENTION_MODES", "NORMALIZATIONS"]
 
@@ -34,6 +35,14 @@ _FROZEN = (
     "frozen_t_col",
     "frozen_t_val",
 )
+
+
+def _unit_columns(x: Tensor, eps: float = 1e-12) -> Tensor:
+    """Each column of ``x`` (d, n) divided by ``max(norm, eps)``, as ``F.normalize(x, dim=0)``.
+
+    A sum over the contiguous rows, several times faster than ``F.normalize``'s strided norm.
+    """
+    return x * torch.rsqrt((x * x).sum(0, keepdim=True).clamp_min(eps * eps))
 
 
 class AttentionPool(nn.Module):
@@ -135,6 +144,7 @@ class AttentionPool(nn.Module):
             log.debug("AttentionPool: top_k %d clamped to V_in=%d", top_k, self.in_vertices)
         self.chunk_rows = int(chunk_rows)
         self.frozen = False
+        self._candidates = None  # last step's wider top-k sets (a hint; see score_topk)
         if mode == "prior":
             return
         mean = in_vertices.mean(0) if mean is None else np.asarray(mean, dtype=np.float64)
@@ -180,31 +190,22 @@ class AttentionPool(nn.Module):
         """The learned head ``A``: top-k column indices and their normalised weights.
 
         Returns:
-            ``(indices (V_out, k) long, sorted per row; weights (V_out, k))``; ``weights``
-            carries gradients to the keys and queries.
+            ``(indices (V_out, k) long, distinct within a row, in no particular order;
+            weights (V_out, k))``; ``weights`` carries gradients to the keys and queries.
+            The indices are the exact top-k of the cosine scores, found by
+            :func:`~deep3dmm.nn.topk.score_topk` from the previous call's candidates.
         """
         if self.mode == "prior" or self.frozen:
             raise ConfigError(
                 f"AttentionPool: no learned head (mode={self.mode!r}, frozen={self.frozen})"
             )
-        keys = F.normalize(self.keys, dim=0)  # (d, V_in)
-        queries = F.normalize(self.queries, dim=0)  # (d, V_out)
-        with torch.no_grad():
-            index = torch.empty(self.out_vertices, self.top_k, dtype=torch.long, device=keys.device)
-            for start in range(0, self.out_vertices, self.chunk_rows):
-                stop = min(start + self.chunk_rows, self.out_vertices)
-                scores = queries[:, start:stop].t() @ keys  # (rows, V_in), no batch dim
-                index[start:stop] = scores.topk(self.top_k, dim=1, sorted=False).indices
-            index = index.sort(dim=1).values
-        # cos(q_i, k_j) for the k picked pairs only: an SDDMM, differentiable in q and k
-        pattern = torch.sparse_csr_tensor(
-            self.row_pointers,
-            index.reshape(-1),
-            torch.zeros(index.numel(), dtype=keys.dtype, device=keys.device),
-            (self.out_vertices, self.in_vertices),
-            check_invariants=False,
+        keys = _unit_columns(self.keys)  # (d, V_in)
+        queries = _unit_columns(self.queries)  # (d, V_out)
+        index, self._candidates, _ = score_topk(
+            queries, keys, self.top_k, candidates=self._candidates, chunk_rows=self.chunk_rows
         )
-        scores = torch.sparse.sampled_addmm(pattern, queries.t(), keys, beta=0.0).values()
+        # cos(q_i, k_j) for the k picked pairs only: an SDDMM, differentiable in q and k
+        scores = sampled_dot(self.row_pointers, index.reshape(-1), queries.t(), keys.t())
         scores = scores.view(self.out_vertices, self.top_k).clamp_min(0.0)  # (V_out, k)
         if self.normalize == "l1":
             weights = scores / scores.sum(1, keepdim=True).clamp_min(1e-12)
@@ -267,6 +268,7 @@ class AttentionPool(nn.Module):
         for name in ("keys", "queries", "weight"):
             if hasattr(self, name):
                 delattr(self, name)
+        self._candidates = None
         for name in ("row_pointers", "merged_crow", "merge_order"):
             if hasattr(self, name):
                 delattr(self, name)

@@ -25,6 +25,7 @@ __all__ = [
     "csr_from_buffers",
     "constant_spmm",
     "learned_spmm",
+    "sampled_dot",
     "to_vertex_major",
     "from_vertex_major",
 ]
@@ -123,6 +124,20 @@ def constant_spmm(a: Tensor, a_t: Tensor | None, x: Tensor) -> Tensor:
     return _ConstantSpMM.apply(a, a_t, x)
 
 
+def _transpose(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
+    """The CSR tensor of ``A^T`` for a CSR ``A`` given by its arrays (duplicates allowed)."""
+    rows, cols = shape
+    counts = crow[1:] - crow[:-1]
+    row = torch.repeat_interleave(torch.arange(rows, device=crow.device), counts)
+    # entries by (col, row): they are in row order, so a stable sort by col suffices
+    order = torch.sort(col, stable=True).indices
+    t_crow = torch.zeros(cols + 1, dtype=crow.dtype, device=crow.device)
+    t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=cols), 0)
+    return torch.sparse_csr_tensor(
+        t_crow, row[order], values[order], (cols, rows), check_invariants=False
+    )
+
+
 def _sddmm(crow: Tensor, col: Tensor, shape, grad: Tensor, x: Tensor) -> Tensor:
     """``<grad_i, x_j>`` for every entry ``(i, j)`` of a duplicate-free CSR pattern."""
     ones = torch.ones(col.shape[0], dtype=grad.dtype, device=grad.device)
@@ -152,15 +167,7 @@ class _LearnedSpMM(torch.autograd.Function):
                 pieces = [_sddmm(c, k, ctx.shape, grad, x) for c, k in ctx.parts]
                 grad_values = torch.cat(pieces)[ctx.order]
         if ctx.needs_input_grad[4]:
-            counts = crow[1:] - crow[:-1]
-            row = torch.repeat_interleave(torch.arange(rows, device=crow.device), counts)
-            order = torch.argsort(col * rows + row)  # transpose: sort by (col, row)
-            t_crow = torch.zeros(cols + 1, dtype=crow.dtype, device=crow.device)
-            t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=cols), 0)
-            a_t = torch.sparse_csr_tensor(
-                t_crow, row[order], values[order], (cols, rows), check_invariants=False
-            )
-            grad_x = torch.sparse.mm(a_t, grad)
+            grad_x = torch.sparse.mm(_transpose(crow, col, values, (rows, cols)), grad)
         return None, None, grad_values, None, grad_x, None, None
 
 
@@ -187,6 +194,39 @@ def learned_spmm(
     """
     shape = tuple(int(s) for s in shape)
     return _LearnedSpMM.apply(crow, col, values, shape, x, parts, order)
+
+
+class _SampledDot(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, crow, col, a, b):
+        ctx.save_for_backward(crow, col, a, b)
+        return _sddmm(crow, col, (a.shape[0], b.shape[0]), a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        crow, col, a, b = ctx.saved_tensors
+        shape = (a.shape[0], b.shape[0])
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[2]:  # dL/da_i = sum_j g_ij b_j
+            g = torch.sparse_csr_tensor(crow, col, grad, shape, check_invariants=False)
+            grad_a = torch.sparse.mm(g, b.contiguous())
+        if ctx.needs_input_grad[3]:  # dL/db_j = sum_i g_ij a_i
+            grad_b = torch.sparse.mm(_transpose(crow, col, grad, shape), a.contiguous())
+        return None, None, grad_a, grad_b
+
+
+def sampled_dot(crow: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``<a_i, b_j>`` for every entry ``(i, j)`` of a CSR pattern, differentiable in a and b.
+
+    The forward is one SDDMM; the backward is two sparse-dense products with the pattern
+    holding the incoming gradient (and its transpose), so no dense ``(R, N)`` matrix and no
+    per-entry copy of ``a`` or ``b`` is built.
+
+    Shapes:
+        crow ``(R+1,)``, col ``(nnz,)`` (column indices distinct within a row),
+        a ``(R, d)``, b ``(N, d)`` -> ``(nnz,)`` in entry order.
+    """
+    return _SampledDot.apply(crow, col, a, b)
 
 
 def to_vertex_major(x: Tensor) -> Tensor:
