@@ -45,6 +45,32 @@ def _unit_columns(x: Tensor, eps: float = 1e-12) -> Tensor:
     return x * torch.rsqrt((x * x).sum(0, keepdim=True).clamp_min(eps * eps))
 
 
+def _padded_rows(crow: Tensor, col: Tensor, val: Tensor) -> tuple[Tensor, Tensor]:
+    """A CSR matrix's rows as a regular ``(R, w)`` layout, ``w`` the widest row.
+
+    Short rows are padded with zero values on the smallest columns the row does not use,
+    so no row repeats a column (the matrix has at least ``w`` columns, as its widest row
+    holds ``w`` distinct ones).
+
+    Returns:
+        ``(columns (R, w) long, values (R, w))``.
+    """
+    counts = crow[1:] - crow[:-1]  # (R,)
+    rows, width = len(counts), int(counts.max()) if len(counts) else 0
+    row = torch.repeat_interleave(torch.arange(rows), counts)
+    slot = torch.arange(len(col)) - crow[row]
+    used = torch.full((rows, width), -1, dtype=torch.long)
+    used[row, slot] = col
+    grid = torch.arange(2 * width)  # holds >= width - count unused columns for every row
+    free = ~(grid[None, :, None] == used[:, None, :]).any(2)  # (R, 2w)
+    first_free = grid[torch.argsort((~free).to(torch.uint8), dim=1, stable=True)]  # (R, 2w)
+    pad = first_free.gather(1, (torch.arange(width) - counts[:, None]).clamp_min(0))
+    columns = torch.where(torch.arange(width) < counts[:, None], used, pad)
+    values = torch.zeros(rows, width, dtype=val.dtype)
+    values[row, slot] = val
+    return columns, values
+
+
 class AttentionPool(nn.Module):
     r"""Learned attention aggregation between mesh levels (Deep3DMM).
 
@@ -160,17 +186,20 @@ class AttentionPool(nn.Module):
             "row_pointers", torch.arange(0, self.out_vertices * k + 1, k), persistent=False
         )
         if self.has_prior and mode == "fused":
-            # One CSR holding both the prior's entries and the k learned ones per row, so the
-            # fused P x is a single sparse product: entry order is cat(prior, learned)[order].
-            counts = self.prior_crow[1:] - self.prior_crow[:-1]  # (V_out,)
-            merged = torch.zeros(self.out_vertices + 1, dtype=torch.long)
-            merged[1:] = torch.cumsum(counts + k, 0)
-            rows = torch.repeat_interleave(torch.arange(self.out_vertices), counts)
-            prior_pos = merged[rows] + torch.arange(len(rows)) - self.prior_crow[rows]
-            learned_pos = (merged[:-1] + counts).unsqueeze(1) + torch.arange(k)  # (V_out, k)
-            order = torch.argsort(torch.cat([prior_pos, learned_pos.reshape(-1)]))
-            self.register_buffer("merged_crow", merged, persistent=False)
-            self.register_buffer("merge_order", order, persistent=False)
+            # One CSR holding both heads, so the fused P x is a single sparse product. Each
+            # row is [prior block | learned block]: the prior's entries padded to the widest
+            # prior row with zero-valued entries on columns the row does not use (each block
+            # free of repeats, as the value gradient needs), then the k learned entries; a
+            # regular layout, assembled by one concatenation per step.
+            cols, vals = _padded_rows(self.prior_crow, self.prior_col, self.prior_val)
+            self.register_buffer("prior_block_col", cols, persistent=False)  # (V_out, w)
+            self.register_buffer("prior_block_val", vals, persistent=False)  # (V_out, w)
+            width = cols.shape[1] + k
+            self.register_buffer(
+                "merged_crow",
+                torch.arange(0, self.out_vertices * width + 1, width),
+                persistent=False,
+            )
 
     def _init_rows(self, positions: np.ndarray, mean, std, noise: float) -> Tensor:
         rows = torch.rand(self.dim, len(positions)) * 0.1  # U[0, 0.1)
@@ -219,7 +248,7 @@ class AttentionPool(nn.Module):
         if self.frozen:
             return csr_from_buffers(self, "frozen").detach().to_sparse_coo().coalesce()
         with torch.no_grad():
-            crow, col, values, _ = self._learned_csr()
+            crow, col, values, blocks = self._learned_csr()
             counts = crow[1:] - crow[:-1]
             rows = torch.repeat_interleave(
                 torch.arange(self.out_vertices, device=crow.device), counts
@@ -232,20 +261,19 @@ class AttentionPool(nn.Module):
         """CSR arrays of the current ``P`` (values carry gradients), uncoalesced.
 
         Returns:
-            ``(crow, col, values, parts)``; ``parts`` lists the duplicate-free pieces
-            (prior, learned) for the value gradient, or ``None`` when there is one piece.
+            ``(crow (V_out+1,), col (nnz,), values (nnz,), blocks)``: ``blocks`` the
+            per-row widths (prior, learned) of the fused layout (see ``learned_spmm``), or
+            ``None`` when the rows hold no repeated column.
         """
         if self.mode == "prior":
             return self.prior_crow, self.prior_col, self.prior_val, None
         index, weights = self.attention()
         c0, c1 = self._coefficients()
-        learned_col = index.reshape(-1)
         if self.mode == "learned":
-            return self.row_pointers, learned_col, weights.reshape(-1) * c1, None
-        col = torch.cat([self.prior_col, learned_col])[self.merge_order]
-        values = torch.cat([self.prior_val * c0, weights.reshape(-1) * c1])[self.merge_order]
-        parts = [(self.prior_crow, self.prior_col), (self.row_pointers, learned_col)]
-        return self.merged_crow, col, values, parts
+            return self.row_pointers, index.reshape(-1), weights.reshape(-1) * c1, None
+        col = torch.cat([self.prior_block_col, index], 1).reshape(-1)
+        values = torch.cat([self.prior_block_val * c0, weights * c1], 1).reshape(-1)
+        return self.merged_crow, col, values, (self.prior_block_col.shape[1], self.top_k)
 
     # ------------------------------------------------------------------ freezing
     def freeze(self) -> None:
@@ -269,7 +297,7 @@ class AttentionPool(nn.Module):
             if hasattr(self, name):
                 delattr(self, name)
         self._candidates = None
-        for name in ("row_pointers", "merged_crow", "merge_order"):
+        for name in ("row_pointers", "merged_crow", "prior_block_col", "prior_block_val"):
             if hasattr(self, name):
                 delattr(self, name)
         register_csr(self, "frozen", matrix)
@@ -299,15 +327,14 @@ class AttentionPool(nn.Module):
             prior = csr_from_buffers(self, "prior")
             y = constant_spmm(prior, csr_from_buffers(self, "prior", transpose=True), x2)
             return from_vertex_major(y, x.shape[0])
-        crow, col, values, parts = self._learned_csr()
+        crow, col, values, blocks = self._learned_csr()
         y = learned_spmm(
             crow,
             col,
             values.to(x2.dtype),
             (self.out_vertices, self.in_vertices),
             x2,
-            parts=parts,
-            order=None if parts is None else self.merge_order,
+            blocks=blocks,
         )  # (V_out, B*C)
         return from_vertex_major(y, x.shape[0])
 

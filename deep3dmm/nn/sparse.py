@@ -139,7 +139,7 @@ def _transpose(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
 
 
 def _sddmm(crow: Tensor, col: Tensor, shape, grad: Tensor, x: Tensor) -> Tensor:
-    """``<grad_i, x_j>`` for every entry ``(i, j)`` of a duplicate-free CSR pattern."""
+    """``<grad_i, x_j>`` for every entry ``(i, j)`` of a CSR pattern without repeated columns."""
     ones = torch.ones(col.shape[0], dtype=grad.dtype, device=grad.device)
     pattern = torch.sparse_csr_tensor(crow, col, ones, shape, check_invariants=False)
     return torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
@@ -147,28 +147,33 @@ def _sddmm(crow: Tensor, col: Tensor, shape, grad: Tensor, x: Tensor) -> Tensor:
 
 class _LearnedSpMM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, crow, col, values, shape, x, parts, order):
+    def forward(ctx, crow, col, values, shape, x, blocks):
         a = torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
         ctx.save_for_backward(crow, col, values, x)
-        ctx.shape, ctx.parts, ctx.order = shape, parts, order
+        ctx.shape, ctx.blocks = shape, blocks
         return torch.sparse.mm(a, x)
 
     @staticmethod
     def backward(ctx, grad):
         crow, col, values, x = ctx.saved_tensors
-        rows, cols = ctx.shape
         grad = grad.contiguous()
         grad_values = grad_x = None
         if ctx.needs_input_grad[2]:
             # SDDMM: (grad @ x^T) sampled at the pattern: dL/dA_ij = <grad_i, x_j>.
-            if ctx.parts is None:
+            if ctx.blocks is None:
                 grad_values = _sddmm(crow, col, ctx.shape, grad, x)
-            else:
-                pieces = [_sddmm(c, k, ctx.shape, grad, x) for c, k in ctx.parts]
-                grad_values = torch.cat(pieces)[ctx.order]
+            else:  # one SDDMM per duplicate-free block of the regular (R, sum(blocks)) layout
+                rows = ctx.shape[0]
+                pieces = []
+                for block in col.view(rows, -1).split(ctx.blocks, dim=1):
+                    width = block.shape[1]
+                    pointers = torch.arange(0, rows * width + 1, width, device=col.device)
+                    sampled = _sddmm(pointers, block.reshape(-1), ctx.shape, grad, x)
+                    pieces.append(sampled.view(rows, width))
+                grad_values = torch.cat(pieces, 1).reshape(-1)
         if ctx.needs_input_grad[4]:
-            grad_x = torch.sparse.mm(_transpose(crow, col, values, (rows, cols)), grad)
-        return None, None, grad_values, None, grad_x, None, None
+            grad_x = torch.sparse.mm(_transpose(crow, col, values, ctx.shape), grad)
+        return None, None, grad_values, None, grad_x, None
 
 
 def learned_spmm(
@@ -178,22 +183,23 @@ def learned_spmm(
     shape,
     x: Tensor,
     *,
-    parts: list[tuple[Tensor, Tensor]] | None = None,
-    order: Tensor | None = None,
+    blocks: tuple[int, ...] | None = None,
 ) -> Tensor:
     """``A @ x`` for a CSR ``A`` whose ``values`` (nnz,) carry gradients.
 
-    The value gradient is an SDDMM (``torch.sparse.sampled_addmm``) and the input gradient
-    a product with the transposed CSR built by one sort of the nnz entries. A row may hold
-    the same column twice (the entries add up); the SDDMM then needs the entries split into
-    duplicate-free CSR ``parts`` ``[(crow_p, col_p), ...]`` with ``order`` such that
-    ``cat(per-part values)[order]`` is the entry order of ``(crow, col)``.
+    The value gradient is an SDDMM (``torch.sparse.sampled_addmm``, one dot product per
+    stored entry) and the input gradient a product with the transposed CSR built by one
+    stable sort of the entries; columns need not be sorted within a row. The SDDMM needs rows
+    free of repeated columns; a matrix whose rows repeat a column (the entries add up) is
+    passed in ``blocks``: every row has ``sum(blocks)`` entries, block after block, each block
+    free of repeats within the row, and the SDDMM runs once per block.
 
     Shapes:
         crow ``(R+1,)``, col ``(nnz,)``, values ``(nnz,)``, x ``(N, F)`` -> ``(R, F)``.
     """
     shape = tuple(int(s) for s in shape)
-    return _LearnedSpMM.apply(crow, col, values, shape, x, parts, order)
+    blocks = None if blocks is None else tuple(int(w) for w in blocks)
+    return _LearnedSpMM.apply(crow, col, values, shape, x, blocks)
 
 
 class _SampledDot(torch.autograd.Function):

@@ -44,6 +44,22 @@ def test_rows_sum_to_one_and_topk_pattern(small_hierarchy, direction, normalize)
     assert ((p != 0).sum(1) <= 5 + torch.from_numpy(np.diff(prior.indptr))).all()
 
 
+def test_padded_rows_keep_the_matrix_and_never_repeat_a_column():
+    import scipy.sparse as sp
+
+    from deep3dmm.nn.attention_pool import _padded_rows
+    from deep3dmm.nn.sparse import csr_parts
+
+    dense = np.array([[0, 0.5, 0, 0.5], [1, 0, 0, 0], [0.2, 0.3, 0, 0.5], [0, 0, 0, 1]])
+    crow, col, val = csr_parts(sp.csr_matrix(dense))
+    columns, values = _padded_rows(crow, col, val)
+    assert columns.shape == values.shape == (4, 3)
+    assert ((columns >= 0) & (columns < 4)).all()
+    assert all(len(set(row)) == 3 for row in columns.tolist())
+    rebuilt = torch.zeros(4, 4, dtype=values.dtype).scatter_add_(1, columns, values)
+    torch.testing.assert_close(rebuilt, torch.from_numpy(dense).float())
+
+
 def test_forward_matches_dense_mapping_and_gradients_reach_parameters(small_hierarchy):
     torch.manual_seed(1)
     pool = make_pool(small_hierarchy, "up", top_k=6)

@@ -20,23 +20,26 @@ def test_sampled_dot_matches_dense_products_and_their_gradients():
     assert torch.autograd.gradcheck(lambda a, b: sampled_dot(crow, col, a, b), (a, b))
 
 
-def test_learned_spmm_gradients_with_repeated_columns():
-    """A row holding a column twice adds both entries; value and input gradients hold."""
-    crow = torch.tensor([0, 3, 5])
-    col = torch.tensor([2, 0, 2, 1, 1])
-    values = torch.randn(5, dtype=torch.double, requires_grad=True)
+def test_learned_spmm_blocks_with_repeated_unsorted_columns():
+    """Rows [2, 0 | 2] and [1, 0 | 1]: repeats across blocks add up, each has its gradient."""
+    crow = torch.tensor([0, 3, 6])
+    col = torch.tensor([2, 0, 2, 1, 0, 1])
+    values = torch.randn(6, dtype=torch.double, requires_grad=True)
     x = torch.randn(3, 4, dtype=torch.double, requires_grad=True)
-    parts = [(torch.tensor([0, 2, 3]), torch.tensor([2, 0, 1])), (torch.tensor([0, 1, 2]),
-             torch.tensor([2, 1]))]  # fmt: skip
-    order = torch.tensor([0, 1, 3, 2, 4])  # cat(part values)[order] = entry order
+    rows = torch.tensor([0, 0, 0, 1, 1, 1])
 
-    def dense(values):
-        return torch.zeros(2, 3, dtype=torch.double).index_put(
-            (torch.tensor([0, 0, 0, 1, 1]), col), values, accumulate=True
-        )
+    def dense(values):  # independent reference: accumulate the entries into a dense matrix
+        a = torch.zeros(2, 3, dtype=torch.double)
+        return a.index_put((rows, col), values, accumulate=True)
 
-    y = learned_spmm(crow, col, values, (2, 3), x, parts=parts, order=order)
+    def fast(values, x):
+        return learned_spmm(crow, col, values, (2, 3), x, blocks=(2, 1))
+
+    y = fast(values, x)
     torch.testing.assert_close(y, dense(values) @ x)
-    assert torch.autograd.gradcheck(
-        lambda v, x: learned_spmm(crow, col, v, (2, 3), x, parts=parts, order=order), (values, x)
-    )
+    probe = torch.randn(2, 4, dtype=torch.double)
+    got = torch.autograd.grad((y * probe).sum(), (values, x))
+    want = torch.autograd.grad((dense(values) @ x * probe).sum(), (values, x))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(fast, (values, x))
