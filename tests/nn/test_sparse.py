@@ -43,3 +43,14 @@ def test_learned_spmm_blocks_with_repeated_unsorted_columns():
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b)
     assert torch.autograd.gradcheck(fast, (values, x))
+
+
+def test_column_blocked_product_equals_the_plain_one():
+    from deep3dmm.nn.sparse import _mm_column_blocks
+
+    crow, col = random_pattern(30, 40, 5, seed=3)
+    a = torch.sparse_csr_tensor(crow, col, torch.randn(150, dtype=torch.double), (30, 40))
+    dense = a.to_dense()
+    for features in (600, 1024, 257, 64):  # 2, 4, 1 (prime) and 1 (narrow) blocks
+        x = torch.randn(40, features, dtype=torch.double)
+        torch.testing.assert_close(_mm_column_blocks(a, x), dense @ x)
