@@ -17,12 +17,14 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
     "csr_parts",
     "register_csr",
     "csr_from_buffers",
+    "spmm",
     "constant_spmm",
     "learned_spmm",
     "sampled_dot",
@@ -91,9 +93,31 @@ def csr_from_buffers(module: nn.Module, name: str, *, transpose: bool = False) -
     )
 
 
-def _mm(a: Tensor, x: Tensor) -> Tensor:
+def spmm(a: Tensor, x: Tensor) -> Tensor:
+    r"""``A @ x`` for a sparse CSR ``A`` and a dense ``x``.
+
+    On CPU in float32 the product runs as a weighted bag sum, ``F.embedding_bag`` over the
+    CSR arrays (row :math:`i` is :math:`\sum_e a_e x_{col_e}` over its entries), whose
+    FBGEMM kernel is 2-5x faster than ``torch.sparse.mm`` (MKL) on the mesh operators:
+    measured on the 2-core CPU with 1024 feature columns, the fused level-0 attention
+    up-sampling 8.2 -> 2.9 ms, its transpose 13.4 -> 5.4 ms, ``U`` 1.3 -> 0.5 ms, a
+    5023-vertex Laplacian (512 columns) 1.35 -> 0.29 ms. Other dtypes and devices use
+    ``torch.sparse.mm``. Entries may repeat a column within a row (they add up).
+
+    Shapes:
+        a ``(R, N)`` sparse CSR, x ``(N, F)`` -> ``(R, F)``.
+    """
     if a.dtype != x.dtype:
         a = a.to(x.dtype)
+    if x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 2:
+        return F.embedding_bag(
+            a.col_indices(),
+            x.contiguous(),
+            a.crow_indices(),
+            mode="sum",
+            per_sample_weights=a.values(),
+            include_last_offset=True,
+        )
     return torch.sparse.mm(a, x)
 
 
@@ -101,11 +125,11 @@ class _ConstantSpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
         ctx.a_t = a_t
-        return _mm(a, x)
+        return spmm(a, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return None, None, _mm(ctx.a_t, grad.contiguous())
+        return None, None, spmm(ctx.a_t, grad)
 
 
 def constant_spmm(a: Tensor, a_t: Tensor | None, x: Tensor) -> Tensor:
@@ -120,7 +144,7 @@ def constant_spmm(a: Tensor, a_t: Tensor | None, x: Tensor) -> Tensor:
         dense ``(R, F)``.
     """
     if a_t is None:
-        return _mm(a, x)
+        return spmm(a, x)
     return _ConstantSpMM.apply(a, a_t, x)
 
 
@@ -138,31 +162,6 @@ def _transpose(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
     )
 
 
-def _mm_column_blocks(a: Tensor, x: Tensor, width: int = 256) -> Tensor:
-    """``A @ x`` computed on column blocks of ``x`` about ``width`` wide.
-
-    A CSR product gathers whole rows of ``x``; when ``x`` is large (the gradient of a
-    5023-vertex level, 20 MB) the rows come from far in the cache hierarchy, and on blocks of
-    ``width`` columns they stay near: ~1.3x faster for the transposed attention product on
-    CPU, for the cost of one reordering copy each way. Cache blocking, not batching: the
-    blocks are few (``F / width``) and never single samples.
-
-    Shapes:
-        a sparse CSR ``(R, N)``, x ``(N, F)`` -> ``(R, F)``.
-    """
-    n, f = x.shape
-    blocks = max(1, f // width)
-    while f % blocks:
-        blocks -= 1
-    if blocks == 1 or x.device.type != "cpu":
-        return torch.sparse.mm(a, x)
-    pieces = x.view(n, blocks, f // blocks).transpose(0, 1).contiguous()  # (blocks, N, F/b)
-    out = torch.empty(blocks, a.shape[0], f // blocks, dtype=x.dtype, device=x.device)
-    for block, piece in zip(out, pieces):
-        torch.addmm(block, a, piece, beta=0.0, out=block)
-    return out.transpose(0, 1).reshape(a.shape[0], f)
-
-
 def _sddmm(crow: Tensor, col: Tensor, shape, grad: Tensor, x: Tensor) -> Tensor:
     """``<grad_i, x_j>`` for every entry ``(i, j)`` of a CSR pattern without repeated columns."""
     ones = torch.ones(col.shape[0], dtype=grad.dtype, device=grad.device)
@@ -176,7 +175,7 @@ class _LearnedSpMM(torch.autograd.Function):
         a = torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
         ctx.save_for_backward(crow, col, values, x)
         ctx.shape, ctx.blocks = shape, blocks
-        return torch.sparse.mm(a, x)
+        return spmm(a, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -197,7 +196,7 @@ class _LearnedSpMM(torch.autograd.Function):
                     pieces.append(sampled.view(rows, width))
                 grad_values = torch.cat(pieces, 1).reshape(-1)
         if ctx.needs_input_grad[4]:
-            grad_x = _mm_column_blocks(_transpose(crow, col, values, ctx.shape), grad)
+            grad_x = spmm(_transpose(crow, col, values, ctx.shape), grad)
         return None, None, grad_values, None, grad_x, None
 
 
@@ -240,9 +239,9 @@ class _SampledDot(torch.autograd.Function):
         grad_a = grad_b = None
         if ctx.needs_input_grad[2]:  # dL/da_i = sum_j g_ij b_j
             g = torch.sparse_csr_tensor(crow, col, grad, shape, check_invariants=False)
-            grad_a = torch.sparse.mm(g, b.contiguous())
+            grad_a = spmm(g, b)
         if ctx.needs_input_grad[3]:  # dL/db_j = sum_i g_ij a_i
-            grad_b = torch.sparse.mm(_transpose(crow, col, grad, shape), a.contiguous())
+            grad_b = spmm(_transpose(crow, col, grad, shape), a)
         return None, None, grad_a, grad_b
 
 

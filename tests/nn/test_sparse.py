@@ -45,12 +45,20 @@ def test_learned_spmm_blocks_with_repeated_unsorted_columns():
     assert torch.autograd.gradcheck(fast, (values, x))
 
 
-def test_column_blocked_product_equals_the_plain_one():
-    from deep3dmm.nn.sparse import _mm_column_blocks
+def test_spmm_equals_the_dense_product_in_every_dtype_with_empty_and_repeated_rows():
+    from deep3dmm.nn.sparse import spmm
 
     crow, col = random_pattern(30, 40, 5, seed=3)
-    a = torch.sparse_csr_tensor(crow, col, torch.randn(150, dtype=torch.double), (30, 40))
-    dense = a.to_dense()
-    for features in (600, 1024, 257, 64):  # 2, 4, 1 (prime) and 1 (narrow) blocks
-        x = torch.randn(40, features, dtype=torch.double)
-        torch.testing.assert_close(_mm_column_blocks(a, x), dense @ x)
+    crow = torch.cat([crow[:3], crow[2:]])  # row 2 empty: 31 rows
+    col = torch.cat([col[:4], col[:1], col[4:]])  # row 0 repeats a column
+    crow[1:] += 1  # the repeated entry
+    values = torch.randn(len(col), dtype=torch.double)
+    rows = torch.repeat_interleave(torch.arange(31), crow[1:] - crow[:-1])
+    dense = torch.zeros(31, 40, dtype=torch.double).index_put((rows, col), values, True)
+    for dtype in (torch.float32, torch.float64):  # float32: the embedding_bag kernel
+        a = torch.sparse_csr_tensor(crow, col, values.to(dtype), (31, 40))
+        x = torch.randn(40, 300, dtype=dtype)
+        got = spmm(a, x)
+        assert got.dtype == dtype and got.shape == (31, 300)
+        torch.testing.assert_close(got, (dense.to(dtype) @ x))
+        torch.testing.assert_close(spmm(a, x.t().contiguous().t()), got)  # strided x
