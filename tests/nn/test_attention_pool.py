@@ -204,3 +204,21 @@ def test_errors(small_hierarchy):
         AttentionPool(h.vertices[1], h.vertices[0], h.down[0], top_k=3)
     with pytest.raises(TopologyMismatchError, match=r"\(B, 81, C\)"):
         make_pool(h)(torch.zeros(1, 162, 3))
+
+
+def test_topk_stays_exact_while_training_moves_keys_and_queries(small_hierarchy):
+    """After the first step the pool reuses its candidates; the top-k must stay exact."""
+    torch.manual_seed(5)
+    pool = make_pool(small_hierarchy, "up", top_k=6)
+    optimizer = torch.optim.SGD(pool.parameters(), lr=0.5)
+    x = torch.randn(2, small_hierarchy.num_vertices[1], 3)
+    for _ in range(8):
+        optimizer.zero_grad()
+        (pool(x) ** 2).sum().backward()
+        optimizer.step()
+        index, _ = pool.attention()
+        q = torch.nn.functional.normalize(pool.queries, dim=0)
+        k = torch.nn.functional.normalize(pool.keys, dim=0)
+        ref = (q.t() @ k).topk(6, dim=1).indices.sort(dim=1).values
+        assert torch.equal(index.sort(dim=1).values, ref)
+    assert pool._candidates is not None  # the reuse path ran
