@@ -56,7 +56,7 @@ def test_spmm_equals_the_dense_product_in_every_dtype_with_empty_and_repeated_ro
     rows = torch.repeat_interleave(torch.arange(31), crow[1:] - crow[:-1])
     dense = torch.zeros(31, 40, dtype=torch.double).index_put((rows, col), values, True)
     for dtype in (torch.float32, torch.float64):  # float32: the embedding_bag kernel
-        a = torch.sparse_csr_tensor(crow, col, values.to(dtype), (31, 40))
+        a = torch.sparse_csr_tensor(crow, col, values.to(dtype), (31, 40), check_invariants=False)
         x = torch.randn(40, 300, dtype=dtype)
         got = spmm(a, x)
         assert got.dtype == dtype and got.shape == (31, 300)
