@@ -372,6 +372,28 @@ def _reading(results, runs) -> list[str]:
                 f"{c[3]} latent {c[2]}: {c[4]:.3f} -> {c[5]:.3f} mm ({c[0]:+.1f} %)" for c in sub
             )
             lines.append(f"- {DATASETS[dataset]['label']}: {text}.")
+    by_dataset = {
+        d: statistics.median(c[0] for c in changes if c[1] == d)
+        for d in DATASETS
+        if any(c[1] == d for c in changes)
+    }
+    if len(by_dataset) > 1:
+        ranked = sorted(by_dataset, key=by_dataset.get)
+        lines.append(
+            "- By dataset (median change): "
+            + ", ".join(f"{DATASETS[d]['label']} {by_dataset[d]:+.1f} %" for d in ranked)
+            + f". Attention helps most on {DATASETS[ranked[0]]['label']} and least on "
+            f"{DATASETS[ranked[-1]]['label']}."
+        )
+    for dataset in by_dataset:
+        sub = [c for c in changes if c[1] == dataset]
+        best = min([(c[5], c[7].epochs) for c in sub] + [(c[4], c[6].epochs) for c in sub])
+        if best[0] > 10.0:
+            lines.append(
+                f"- {DATASETS[dataset]['label']}: even the best model is {best[0]:.1f} mm off "
+                f"after {best[1]} epochs: far from converged, so read its table as an early "
+                "ranking, not as the methods' accuracy."
+            )
     ratios = [c[7].num_parameters / c[6].num_parameters for c in changes]
     lines.append(
         f"- Cost: the attention models train {min(ratios):.1f}-{max(ratios):.1f}x the "
