@@ -132,7 +132,7 @@ class _ConstantSpMM(torch.autograd.Function):
         return None, None, spmm(ctx.a_t, grad)
 
 
-def constant_spmm(a: Tensor, a_t: Tensor | None, x: Tensor) -> Tensor:
+def constant_spmm(a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
     """``A @ x`` for a constant sparse CSR ``A`` whose transpose ``a_t`` serves the backward.
 
     Args:
@@ -143,8 +143,6 @@ def constant_spmm(a: Tensor, a_t: Tensor | None, x: Tensor) -> Tensor:
     Returns:
         dense ``(R, F)``.
     """
-    if a_t is None:
-        return spmm(a, x)
     return _ConstantSpMM.apply(a, a_t, x)
 
 
