@@ -25,6 +25,8 @@ COMMAND_MODULES = [
     "train",
     "runs",
     "analysis",
+    "register",
+    "fit",
     "image",
     "image_demos",
 ]

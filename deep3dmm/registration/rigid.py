@@ -1,0 +1,206 @@
+r"""Similarity alignment of a template to a scan: landmarks, or principal axes + ICP.
+
+A similarity maps template coordinates to scan coordinates,
+
+.. math:: y = s R x + t, \qquad R \in SO(3),\ s > 0.
+
+With landmarks it is the least-squares (Umeyama / Procrustes) solution,
+``trimesh.registration.procrustes`` without reflection. Without landmarks the
+centroids and principal axes of both point sets give candidate rotations (the
+eigenvectors' signs are ambiguous: the four sign patterns with determinant +1), each
+refined by rigid ICP (``trimesh.registration.icp``) from the scan onto the template
+vertices (scale fixed by the initialisation: ICP with a free scale shrinks an open
+surface), and the candidate with the lowest ICP cost wins. ICP runs scan -> template
+so that a partial scan, whose every point has a counterpart on the template, is
+aligned without being pulled towards the missing parts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from deep3dmm.errors import ConfigError
+
+__all__ = ["Similarity", "procrustes_similarity", "principal_axes_candidates", "align_to_scan"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """``y = scale * rotation @ x + translation``.
+
+    Attributes:
+        scale: ``s > 0``.
+        rotation: ``(3, 3)`` proper rotation.
+        translation: ``(3,)``.
+    """
+
+    scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+
+    @classmethod
+    def identity(cls) -> Similarity:
+        """The identity map."""
+        return cls(1.0, np.eye(3), np.zeros(3))
+
+    @classmethod
+    def from_matrix(cls, matrix: np.ndarray) -> Similarity:
+        """From a ``(4, 4)`` homogeneous matrix whose linear part is ``s R``."""
+        linear = np.asarray(matrix, dtype=np.float64)[:3, :3]
+        scale = float(np.cbrt(np.linalg.det(linear)))
+        return cls(scale, linear / scale, np.asarray(matrix, dtype=np.float64)[:3, 3].copy())
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The ``(4, 4)`` homogeneous matrix."""
+        out = np.eye(4)
+        out[:3, :3] = self.scale * self.rotation
+        out[:3, 3] = self.translation
+        return out
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """Map ``(..., 3)`` points."""
+        return self.scale * np.asarray(points) @ self.rotation.T + self.translation
+
+    def inverse(self) -> Similarity:
+        """The inverse map."""
+        rotation = self.rotation.T
+        return Similarity(1.0 / self.scale, rotation, -(rotation @ self.translation) / self.scale)
+
+    def rigid_inverse(self) -> Similarity:
+        """Undo rotation and translation but keep the size: ``x = R^T (y - t)``.
+
+        Brings a registered scan back into the template's frame without rescaling it
+        (the scale is part of the subject's shape).
+        """
+        rotation = self.rotation.T
+        return Similarity(1.0, rotation, -(rotation @ self.translation))
+
+    def to_json(self) -> dict:
+        """Plain lists for a JSON report."""
+        return {
+            "scale": float(self.scale),
+            "rotation": np.asarray(self.rotation).tolist(),
+            "translation": np.asarray(self.translation).tolist(),
+        }
+
+
+def procrustes_similarity(
+    source: np.ndarray, target: np.ndarray, *, scale: bool = True
+) -> Similarity:
+    """Least-squares similarity (or rigid motion) mapping ``source (K, 3)`` onto ``target``.
+
+    Raises:
+        ConfigError: fewer than 3 pairs, or degenerate (collinear) points.
+    """
+    import trimesh
+
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    if len(source) < 3 or len(source) != len(target):
+        raise ConfigError(
+            f"a similarity needs >= 3 landmark pairs, got {len(source)} and {len(target)}"
+        )
+    if np.linalg.matrix_rank(source - source.mean(0), tol=1e-9 * np.abs(source).max()) < 2:
+        raise ConfigError("the landmarks are collinear: no rotation is defined")
+    matrix, _, _ = trimesh.registration.procrustes(
+        source, target, reflection=False, translation=True, scale=scale, return_cost=True
+    )
+    return Similarity.from_matrix(matrix)
+
+
+def _axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centroid ``(3,)``, principal axes as columns ``(3, 3)`` (descending), variances ``(3,)``."""
+    center = points.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov((points - center).T))
+    order = np.argsort(values)[::-1]
+    return center, vectors[:, order], values[order]
+
+
+def principal_axes_candidates(
+    source: np.ndarray, target: np.ndarray, *, scale: float | None = None
+) -> list[Similarity]:
+    """The four proper similarities that map ``source``'s principal frame onto ``target``'s.
+
+    Eigenvectors are defined up to sign; of the eight sign patterns the four with a
+    proper rotation (determinant +1) remain. Scale: ``scale``, else the ratio of the RMS
+    radii.
+    """
+    source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    c_s, a_s, v_s = _axes(source)
+    c_t, a_t, v_t = _axes(target)
+    if scale is None:
+        scale = float(np.sqrt(v_t.sum() / max(v_s.sum(), 1e-30)))
+    out = []
+    for signs in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
+        rotation = a_t @ np.diag(signs) @ a_s.T
+        if np.linalg.det(rotation) < 0:  # the target frame is left-handed: flip its third axis
+            rotation = a_t @ np.diag([signs[0], signs[1], -signs[2]]) @ a_s.T
+        out.append(Similarity(scale, rotation, c_t - scale * rotation @ c_s))
+    return out
+
+
+def _subsample(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    if len(points) <= count:
+        return points
+    return points[np.random.default_rng(seed).choice(len(points), count, replace=False)]
+
+
+def align_to_scan(
+    template_vertices: np.ndarray,
+    template_faces: np.ndarray,
+    scan_points: np.ndarray,
+    *,
+    template_landmarks: np.ndarray | None = None,
+    scan_landmarks: np.ndarray | None = None,
+    scale: float | None = None,
+    icp_points: int = 3000,
+    icp_iterations: int = 30,
+) -> tuple[Similarity, float]:
+    """A similarity from the template's frame to the scan's, and its ICP cost.
+
+    Args:
+        template_vertices: ``(V, 3)`` template positions.
+        template_faces: ``(F, 3)`` template triangles (ICP targets the template surface).
+        scan_points: ``(P, 3)`` scan points (in the template's unit).
+        template_landmarks: ``(K, 3)`` landmark positions on the template, optional.
+        scan_landmarks: ``(K, 3)`` the same landmarks on the scan.
+        scale: a fixed scale (e.g. 1 for a model in the scan's unit), else estimated from
+            the landmarks or the point spread.
+        icp_points: scan points used by ICP (random subset).
+        icp_iterations: ICP iterations per candidate.
+
+    Returns:
+        ``(similarity, cost)``: template -> scan, and the mean squared scan -> template
+        vertex distance after alignment (template unit squared).
+    """
+    import trimesh
+
+    del template_faces  # the dense template vertices serve ICP (a cKDTree, fast)
+    points = _subsample(np.asarray(scan_points, np.float64), icp_points)
+    if template_landmarks is not None and scan_landmarks is not None:
+        # template -> scan from the landmarks; ICP then refines scan -> template.
+        candidates = [
+            procrustes_similarity(template_landmarks, scan_landmarks, scale=scale is None)
+        ]
+    else:
+        candidates = principal_axes_candidates(template_vertices, scan_points, scale=scale)
+    best, best_cost = None, np.inf
+    for candidate in candidates:
+        initial = candidate.inverse().matrix  # scan -> template
+        matrix, _, cost = trimesh.registration.icp(
+            points,
+            np.asarray(template_vertices, np.float64),
+            initial=initial,
+            max_iterations=icp_iterations,
+            reflection=False,
+            scale=False,
+        )
+        logger.debug("alignment candidate: ICP cost %.3g", cost)
+        if cost < best_cost:
+            best, best_cost = Similarity.from_matrix(matrix).inverse(), float(cost)
+    return best, best_cost
