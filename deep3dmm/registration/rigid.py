@@ -181,7 +181,8 @@ def align_to_scan(
     import trimesh
 
     del template_faces  # the dense template vertices serve ICP (a cKDTree, fast)
-    points = _subsample(np.asarray(scan_points, np.float64), icp_points)
+    scan_points = np.asarray(scan_points, np.float64)
+    points = _subsample(scan_points, icp_points)
     if template_landmarks is not None and scan_landmarks is not None:
         # template -> scan from the landmarks; ICP then refines scan -> template.
         candidates = [
@@ -189,7 +190,17 @@ def align_to_scan(
         ]
     else:
         candidates = principal_axes_candidates(template_vertices, scan_points, scale=scale)
-    best, best_cost = None, np.inf
+    # Identity rotation too: scans are often roughly upright already, and for a symmetric
+    # shape the axis candidates tie; near-ties go to the smallest rotation.
+    first = candidates[0]
+    candidates.append(
+        Similarity(
+            first.scale,
+            np.eye(3),
+            scan_points.mean(0) - first.scale * np.asarray(template_vertices).mean(0),
+        )
+    )
+    results = []
     for candidate in candidates:
         initial = candidate.inverse().matrix  # scan -> template
         matrix, _, cost = trimesh.registration.icp(
@@ -201,6 +212,10 @@ def align_to_scan(
             scale=False,
         )
         logger.debug("alignment candidate: ICP cost %.3g", cost)
-        if cost < best_cost:
-            best, best_cost = Similarity.from_matrix(matrix).inverse(), float(cost)
-    return best, best_cost
+        results.append((float(cost), Similarity.from_matrix(matrix).inverse()))
+    lowest = min(cost for cost, _ in results)
+    ties = [(cost, s) for cost, s in results if cost <= 1.05 * lowest + 1e-15]
+    cost, best = min(
+        ties, key=lambda item: np.arccos(np.clip((np.trace(item[1].rotation) - 1) / 2, -1, 1))
+    )
+    return best, cost

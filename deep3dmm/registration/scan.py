@@ -215,7 +215,7 @@ def scan_unit_scale(
     With ``scan_unit`` given the factor follows from the units. Otherwise the sizes
     decide: a scan whose largest extent is 1/5 to 5 times the template's is taken to be
     in the same unit; a ratio near a power of ten (10, 100, 1000 or their inverses,
-    within a factor 3) is a unit mismatch, converted and reported.
+    within a factor 2) is a unit mismatch, converted and reported.
 
     Args:
         scan_points: ``(P, 3)`` scan coordinates.
@@ -244,11 +244,11 @@ def scan_unit_scale(
     if 0.2 <= ratio <= 5.0:
         return 1.0, ""
     power = round(math.log10(ratio))
-    if power != 0 and abs(math.log10(ratio) - power) <= math.log10(3):
+    if power != 0 and abs(math.log10(ratio) - power) <= math.log10(2):
         factor = 10.0 ** (-power)
         units = {v: k for k, v in UNITS.items()}
         guess = units.get(UNITS[template_unit] * factor)
-        named = f"in {guess} " if guess else ""
+        named = f"to be in {guess} " if guess else ""
         note = (
             f"the scan is {ratio:.4g}x the template's size: it looks {named}against a template "
             f"in {template_unit}; scaled by {factor:g} (pass --scan-unit to state it)"
