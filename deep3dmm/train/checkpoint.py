@@ -173,22 +173,23 @@ def safe_torch_load(path: str | os.PathLike, *, map_location: Any = "cpu") -> An
     Raises:
         CheckpointError: unreadable or truncated, or holding objects beyond weights.
     """
-    import pickle
-
     path = Path(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        detail = str(exc).split("Unsupported global: ")[-1].splitlines()[0].strip()
+    except Exception as exc:  # torch raises many kinds (pickle, zip, runtime, EOF)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        unsafe = [line for line in lines if "GLOBAL" in line or "Unsupported global" in line]
+        if unsafe:
+            raise CheckpointError(
+                f"refused to load: the file holds pickled objects beyond tensors and plain "
+                f"containers ({unsafe[0]}); loading them could run code",
+                path=path,
+                fix="load only checkpoints written by deep3dmm, from a source you trust",
+            ) from exc
+        boilerplate = ("Weights only load failed", "Please file", "Check the documentation")
+        detail = [line for line in lines if not line.startswith(boilerplate)] or lines or [""]
         raise CheckpointError(
-            f"refused to load: the file holds pickled objects beyond tensors and plain "
-            f"containers ({detail}); loading them could run code",
-            path=path,
-            fix="load only checkpoints written by deep3dmm, from a source you trust",
-        ) from exc
-    except Exception as exc:  # torch raises many kinds (zip, runtime, EOF)
-        raise CheckpointError(
-            f"checkpoint is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+            f"checkpoint is unreadable ({type(exc).__name__}: {detail[0]})",
             path=path,
             fix="the file is damaged (truncated?); resume from another checkpoint "
             "(--resume-from) or retrain",
