@@ -221,6 +221,8 @@ def prepare_run(
             )
         stored = load_config(files.config)
         config = replace(stored, train=config.train) if resume else stored
+        if config != stored and context.is_main:  # resumed with a new cap / patience: record it
+            save_config(config, files.config)
         dataset = open_dataset(config)
         split = Split.load(files.split)
         split.check(len(dataset), content_hash=dataset.meta.get("content_hash"))
