@@ -18,7 +18,7 @@ import trimesh
 from deep3dmm.atomic import atomic_path
 from deep3dmm.errors import MeshFormatError
 
-__all__ = ["read_mesh", "write_mesh", "MESH_SUFFIXES"]
+__all__ = ["load_geometry", "read_mesh", "write_mesh", "MESH_SUFFIXES"]
 
 MESH_SUFFIXES = (".ply", ".obj", ".off")
 
@@ -34,22 +34,12 @@ def _suffix(path: Path) -> str:
     return suffix
 
 
-def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Read a triangle mesh, keeping the file's vertex order.
-
-    Args:
-        path: a ``.ply`` (ascii or binary), ``.obj`` or ``.off`` file.
-
-    Returns:
-        ``(vertices, faces)``: vertices ``(V, 3) float32`` in file order and
-        faces ``(F, 3) int64``.
+def load_geometry(path: Path, suffix: str):
+    """One ``trimesh`` geometry (mesh or point cloud) from a file, vertex order kept.
 
     Raises:
-        MeshFormatError: missing, empty, corrupt or non-mesh file, no faces,
-            face indices out of range, or non-finite coordinates.
+        MeshFormatError: missing, empty, unparsable file, or several geometries.
     """
-    path = Path(path)
-    suffix = _suffix(path)
     if not path.is_file():
         raise MeshFormatError("file not found", path=path, fix="check the path")
     if path.stat().st_size == 0:
@@ -73,6 +63,25 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
                 fix="export a single mesh per file",
             )
         loaded = geometries[0]
+    return loaded
+
+
+def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a triangle mesh, keeping the file's vertex order.
+
+    Args:
+        path: a ``.ply`` (ascii or binary), ``.obj`` or ``.off`` file.
+
+    Returns:
+        ``(vertices, faces)``: vertices ``(V, 3) float32`` in file order and
+        faces ``(F, 3) int64``.
+
+    Raises:
+        MeshFormatError: missing, empty, corrupt or non-mesh file, no faces,
+            face indices out of range, or non-finite coordinates.
+    """
+    path = Path(path)
+    loaded = load_geometry(path, _suffix(path))
     vertices = np.asarray(getattr(loaded, "vertices", np.empty((0, 3))), dtype=np.float64)
     faces = getattr(loaded, "faces", None)
     if vertices.ndim != 2 or vertices.shape[0] == 0:

@@ -149,7 +149,7 @@ def read_scan(path: str | os.PathLike) -> Scan:
         MeshFormatError: missing, empty, corrupt file, no points, NaN coordinates, face
             indices out of range, or an unsupported suffix.
     """
-    import trimesh
+    from deep3dmm.mesh.io import load_geometry
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -161,27 +161,7 @@ def read_scan(path: str | os.PathLike) -> Scan:
         )
     if suffix in POINT_SUFFIXES:
         return Scan(points=_check_points(read_point_array(path), path), path=path)
-    if not path.is_file():
-        raise MeshFormatError("file not found", path=path, fix="check the path")
-    if path.stat().st_size == 0:
-        raise MeshFormatError("file is empty", path=path, fix="re-export the scan")
-    try:
-        loaded = trimesh.load(path, file_type=suffix[1:], process=False, skip_materials=True)
-    except Exception as exc:  # trimesh raises many types for corrupt input
-        raise MeshFormatError(
-            f"cannot parse {suffix[1:].upper()} file ({type(exc).__name__}: {exc})",
-            path=path,
-            fix="the file is corrupt or truncated; re-export it",
-        ) from exc
-    if isinstance(loaded, trimesh.Scene):
-        geometries = list(loaded.geometry.values())
-        if len(geometries) != 1:
-            raise MeshFormatError(
-                f"file holds {len(geometries)} geometries, expected one scan",
-                path=path,
-                fix="export a single mesh or point cloud per file",
-            )
-        loaded = geometries[0]
+    loaded = load_geometry(path, suffix)
     points = _check_points(getattr(loaded, "vertices", np.empty((0, 3))), path)
     faces = getattr(loaded, "faces", None)
     if faces is None or len(faces) == 0:
