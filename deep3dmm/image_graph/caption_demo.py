@@ -110,12 +110,16 @@ def plot_attention(images: torch.Tensor, examples: dict, path) -> None:
     from matplotlib.figure import Figure
 
     rows = [(mode, i) for mode in examples for i in range(len(images))]
-    cols = 1 + max(len(words) + 1 for words, _ in examples.values() for words in words)
+    steps = {mode: alphas.shape[1] for mode, (_, alphas) in examples.items()}
+    shown = {  # generated words and <end>, as many as were decoded
+        mode: [[*w, "<end>"][: steps[mode]] for w in words] for mode, (words, _) in examples.items()
+    }
+    cols = 1 + max(len(w) for ws in shown.values() for w in ws)
     fig = Figure(figsize=(0.9 * cols, 0.95 * len(rows)))
     axes = fig.subplots(len(rows), cols, squeeze=False)
     size = images.shape[-1]
     for r, (mode, i) in enumerate(rows):
-        words, alphas = examples[mode]
+        _, alphas = examples[mode]
         side = int(round(alphas.shape[-1] ** 0.5))
         img = images[i].permute(1, 2, 0).numpy()
         for c in range(cols):
@@ -125,7 +129,7 @@ def plot_attention(images: torch.Tensor, examples: dict, path) -> None:
             ax.axis("off")
         axes[r, 0].imshow(img)
         axes[r, 0].set_title(mode, fontsize=7)
-        for t, word in enumerate([*words[i], "<end>"]):
+        for t, word in enumerate(shown[mode][i]):
             a = alphas[i, t].reshape(1, 1, side, side)
             a = F.interpolate(a, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
             ax = axes[r, t + 1]
