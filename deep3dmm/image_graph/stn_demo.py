@@ -9,7 +9,8 @@ and test), five models trained with the same data, schedule and seeds:
 - ``dcn1`` / ``dcn2``: its last two convs deformable (DCNv1 / modulated DCNv2);
 - ``stn+dcn1``: the transformer in front of the DCNv1 network.
 
-Writes ``stn_metrics.json`` and ``stn.png`` (test inputs and their rectified versions).
+Writes ``stn_metrics.json`` and ``stn.png`` (test inputs and their rectified versions, by
+the first seed's ``stn`` model).
 """
 
 from __future__ import annotations
@@ -102,34 +103,24 @@ def run_stn_demo(
         first_stn.eval()
         with torch.no_grad():
             rectified = first_stn[0](test.images[:10])
-        plot_rectified(test.images[:10], rectified, acc, out / "stn.png")
+        plot_rectified(test.images[:10], rectified, out / "stn.png")
     return metrics
 
 
-def plot_rectified(inputs: torch.Tensor, rectified: torch.Tensor, acc: dict, path) -> None:
-    """Two rows of digits (input, STN output) beside the accuracy of each model per seed."""
-    import numpy as np
+def plot_rectified(inputs: torch.Tensor, rectified: torch.Tensor, path) -> None:
+    """Two rows of digits: the warped test inputs and what the transformer makes of them."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 2.8))
     n = len(inputs)
-    grid = fig.add_gridspec(2, n + 2, width_ratios=[1] * n + [0.3, 5])
+    fig = Figure(figsize=(0.8 * n, 1.75))
+    axes = fig.subplots(2, n, squeeze=False)
     for row, imgs in enumerate((inputs, rectified)):
         for i in range(n):
-            ax = fig.add_subplot(grid[row, i])
+            ax = axes[row, i]
             ax.imshow(imgs[i, 0].numpy(), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-            if i == 0:
-                ax.set_ylabel(("input", "STN")[row], fontsize=8)
-    ax = fig.add_subplot(grid[:, n + 1])
-    for i, accs in enumerate(acc.values()):
-        ax.bar(i, np.mean(accs), color="tab:blue", alpha=0.6)
-        ax.scatter([i] * len(accs), accs, color="k", s=8, zorder=3)
-        ax.text(i, np.mean(accs) + 0.005, f"{np.mean(accs):.3f}", ha="center", fontsize=7)
-    ax.set_xticks(range(len(acc)), list(acc), fontsize=7)
-    ax.set_ylim(max(0.0, min(min(v) for v in acc.values()) - 0.05), 1.0)
-    ax.set_ylabel("test accuracy", fontsize=8)
-    fig.tight_layout()
+        axes[row, 0].set_ylabel(("input", "STN")[row], fontsize=8)
+    fig.subplots_adjust(left=0.04, right=1, top=1, bottom=0, wspace=0.05, hspace=0.05)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
