@@ -39,6 +39,7 @@ from torch import nn
 
 from deep3dmm.errors import ConfigError
 from deep3dmm.image_graph.backbone import ConvStage
+from deep3dmm.optional import require
 
 __all__ = [
     "ATTENTION_MODES",
@@ -266,12 +267,7 @@ def bleu_scores(
     Returns:
         ``{"bleu1": .., "bleu2": .., "bleu3": .., "bleu4": ..}`` in [0, 1].
     """
-    try:
-        from nltk.translate.bleu_score import corpus_bleu
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError(
-            "BLEU needs nltk", fix="pip install 'deep3dmm[image]' (or pip install nltk)"
-        ) from exc
+    corpus_bleu = require("nltk.translate.bleu_score", feature="BLEU").corpus_bleu
     if len(references) != len(hypotheses) or not references:
         raise ConfigError(
             f"bleu_scores: need as many references as hypotheses (> 0), got "
