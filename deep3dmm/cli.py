@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "analysis",
     "image",
     "image_demos",
+    "image_vision",
 ]
 
 

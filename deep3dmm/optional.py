@@ -10,7 +10,10 @@ from deep3dmm.errors import ConfigError
 __all__ = ["EXTRAS", "MissingDependencyError", "require", "missing_dependency_error"]
 
 #: Top-level module -> (pip package, deep3dmm extra that installs it).
-EXTRAS: dict[str, tuple[str, str]] = {"sklearn": ("scikit-learn", "image")}
+EXTRAS: dict[str, tuple[str, str]] = {
+    "sklearn": ("scikit-learn", "image"),
+    "nltk": ("nltk", "image"),
+}
 
 
 class MissingDependencyError(ConfigError):
