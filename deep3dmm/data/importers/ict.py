@@ -213,7 +213,7 @@ def import_ict(
     Args:
         src: an ICT ``.npz`` or the ``FaceXModel`` folder.
         out_dir: the prepared dataset folder to write.
-        skip_bad: unused (sampled meshes are valid by construction; kept for the CLI).
+        skip_bad: must be False (sampled meshes are valid by construction).
         workers: reader processes for the FaceXModel OBJ files.
         identities: subjects to sample (``id000``, ...).
         sequences: expression sequences, shared by all subjects.
@@ -224,7 +224,12 @@ def import_ict(
             9409 for the face region of the full FaceXModel head.
         seed: random seed; the same seed gives the same dataset.
     """
-    del skip_bad
+    if skip_bad:
+        raise ConfigError(
+            "skip_bad (--skip-bad) does not apply to the ict importer: it samples meshes from "
+            "a model, so there are no bad files to skip",
+            fix="drop --skip-bad",
+        )
     for name, value in (("identities", identities), ("sequences", sequences), ("frames", frames)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
