@@ -1,0 +1,5 @@
+"""``deep3dmm view``: placeholder replaced below."""
+
+
+def register(subparsers):
+    """Add the ``view`` command."""
