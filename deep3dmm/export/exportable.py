@@ -30,7 +30,14 @@ from torch import Tensor, nn
 
 from deep3dmm.errors import ConfigError
 
-__all__ = ["DenseMap", "ExportableAutoencoder", "ExportCheb", "ExportSpiral", "NeighbourSum"]
+__all__ = [
+    "DenseMap",
+    "ExportableAutoencoder",
+    "ExportCheb",
+    "ExportSpiral",
+    "NeighbourSum",
+    "NeighbourTable",
+]
 
 DENSE_MAX = 65536  # matrices with at most this many entries are exported dense
 
@@ -53,8 +60,42 @@ def _scipy(matrix) -> sp.csr_matrix:
     return csr
 
 
+class NeighbourTable(nn.Module):
+    r"""Rows of a sparse ``M`` as a gather + weighted sum over one fixed-width table.
+
+    Args:
+        index: ``(R, w)`` column of each entry (padding: any valid column).
+        weight: ``(R, w)`` value of each entry (padding: 0).
+
+    Shapes:
+        - input: ``(B, N, C)``
+        - output: ``(B, R, C)``
+    """
+
+    def __init__(self, index: np.ndarray, weight: np.ndarray):
+        super().__init__()
+        self.rows, self.width = (int(s) for s in index.shape)
+        self.register_buffer("index", torch.from_numpy(index.reshape(-1)))  # (R*w,)
+        self.register_buffer("weight", torch.from_numpy(weight)[:, :, None])  # (R, w, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Map ``x`` of shape ``(B, N, C)`` to ``(B, R, C)``."""
+        gathered = x.index_select(1, self.index)  # (B, R*w, C)
+        gathered = gathered.reshape(-1, self.rows, self.width, x.shape[2])  # (B, R, w, C)
+        return (gathered * self.weight).sum(2)
+
+    def extra_repr(self) -> str:
+        """Key sizes for ``repr``."""
+        return f"rows={self.rows}, width={self.width}"
+
+
 class NeighbourSum(nn.Module):
-    r"""``y = M x`` for a sparse ``M`` as a gather + weighted sum over a fixed-width table.
+    r"""``y = M x`` for a sparse ``M``: neighbour tables of rows grouped by width.
+
+    Rows are grouped by their entry count rounded up to a power of two, each group padded
+    to its own width (a few high-valence vertices would otherwise widen every row: the COMA
+    Laplacian has rows of 7 and of 32 entries); the groups' outputs are concatenated and put
+    back in row order by one ``Gather``.
 
     Args:
         matrix: ``(R, N)`` scipy or torch sparse matrix.
@@ -69,26 +110,37 @@ class NeighbourSum(nn.Module):
         csr = _scipy(matrix)
         rows, self.in_size = int(csr.shape[0]), int(csr.shape[1])
         counts = np.diff(csr.indptr)  # (R,)
-        width = max(int(counts.max()) if rows else 1, 1)
-        row = np.repeat(np.arange(rows), counts)
-        slot = np.arange(csr.nnz) - csr.indptr[row]
-        index = np.zeros((rows, width), dtype=np.int64)
-        weight = np.zeros((rows, width), dtype=np.float32)
-        index[row, slot] = csr.indices
-        weight[row, slot] = csr.data
-        self.rows, self.width = rows, width
-        self.register_buffer("index", torch.from_numpy(index.reshape(-1)))  # (R*w,)
-        self.register_buffer("weight", torch.from_numpy(weight)[:, :, None])  # (R, w, 1)
+        group = np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64)  # (R,)
+        order = np.argsort(group, kind="stable")  # rows, group by group
+        tables = []
+        for g in np.unique(group):
+            members = order[group[order] == g]
+            width = max(int(counts[members].max()), 1)
+            sub = csr[members]
+            row = np.repeat(np.arange(len(members)), np.diff(sub.indptr))
+            slot = np.arange(sub.nnz) - sub.indptr[row]
+            index = np.zeros((len(members), width), dtype=np.int64)
+            weight = np.zeros((len(members), width), dtype=np.float32)
+            index[row, slot], weight[row, slot] = sub.indices, sub.data
+            tables.append(NeighbourTable(index, weight))
+        self.tables = nn.ModuleList(tables)
+        self.rows = rows
+        self.widths = [t.width for t in tables]
+        self.reorder = len(tables) > 1
+        inverse = np.empty(rows, dtype=np.int64)
+        inverse[order] = np.arange(rows)
+        self.register_buffer("inverse", torch.from_numpy(inverse))  # (R,): row -> stacked row
 
     def forward(self, x: Tensor) -> Tensor:
         """Map ``x`` of shape ``(B, N, C)`` to ``(B, R, C)``."""
-        gathered = x.index_select(1, self.index)  # (B, R*w, C)
-        gathered = gathered.reshape(-1, self.rows, self.width, x.shape[2])  # (B, R, w, C)
-        return (gathered * self.weight).sum(2)
+        if not self.reorder:
+            return self.tables[0](x)
+        parts = [table(x) for table in self.tables]
+        return torch.cat(parts, 1).index_select(1, self.inverse)
 
     def extra_repr(self) -> str:
         """Key sizes for ``repr``."""
-        return f"rows={self.rows}, in_size={self.in_size}, width={self.width}"
+        return f"rows={self.rows}, in_size={self.in_size}, widths={self.widths}"
 
 
 class DenseMap(nn.Module):
