@@ -34,9 +34,11 @@ __all__ = [
     "DenseMap",
     "ExportableAutoencoder",
     "ExportCheb",
+    "ExportPCA",
     "ExportSpiral",
     "NeighbourSum",
     "NeighbourTable",
+    "exportable",
 ]
 
 DENSE_MAX = 65536  # matrices with at most this many entries are exported dense
@@ -389,15 +391,55 @@ class ExportableAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
+class ExportPCA(nn.Module):
+    r"""The linear 3DMM (:class:`~deep3dmm.nn.PCAModel`) from its public buffers.
+
+    :math:`z = C\big((x - m) \odot s\big)`, :math:`\hat x = m + (C^\top z) \oslash s`.
+
+    Shapes:
+        - ``encode``: ``(B, V, 3)`` -> ``(B, latent)``; ``decode``: the reverse.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        components = model.components.detach().cpu().float()  # (latent, 3V)
+        self.latent_size, dim = (int(s) for s in components.shape)
+        self.num_vertices = dim // 3
+        self.register_buffer("mean", model.mean.detach().cpu().float().clone())  # (3V,)
+        self.register_buffer("scale", model.scale.detach().cpu().float().clone())  # (3V,)
+        self.register_buffer("components", components.clone())
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``(B, V, 3)`` normalised meshes -> ``(B, latent)`` codes."""
+        centred = (x.reshape(-1, 3 * self.num_vertices) - self.mean) * self.scale
+        return torch.matmul(centred, self.components.t())
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``(B, latent)`` codes -> ``(B, V, 3)`` normalised meshes."""
+        flat = self.mean + torch.matmul(z, self.components) / self.scale
+        return flat.reshape(-1, self.num_vertices, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Project ``(B, V, 3)`` normalised meshes onto the components."""
+        return self.decode(self.encode(x))
+
+
+def exportable(model: nn.Module, hierarchy=None, *, dense_max: int = DENSE_MAX) -> nn.Module:
+    """The export form of any model kind: :class:`ExportPCA` or :class:`ExportableAutoencoder`."""
+    if getattr(model, "config", {}).get("kind") == "pca":
+        return ExportPCA(model).eval()
+    return ExportableAutoencoder.from_model(model, hierarchy, dense_max=dense_max)
+
+
 class Part(nn.Module):
     """One part of an :class:`ExportableAutoencoder` as a module whose ``forward`` is it.
 
     Args:
-        net: the exportable autoencoder.
+        net: an :class:`ExportableAutoencoder` or :class:`ExportPCA`.
         part: ``"encoder"``, ``"decoder"`` or ``"autoencoder"``.
     """
 
-    def __init__(self, net: ExportableAutoencoder, part: str):
+    def __init__(self, net: nn.Module, part: str):
         super().__init__()
         self.net = net
         self.part = part

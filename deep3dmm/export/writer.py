@@ -31,7 +31,7 @@ import torch
 
 from deep3dmm.atomic import atomic_dir
 from deep3dmm.errors import ConfigError
-from deep3dmm.export.exportable import DENSE_MAX, ExportableAutoencoder, Part
+from deep3dmm.export.exportable import DENSE_MAX, Part, exportable
 
 __all__ = ["EXPORT_FORMAT_VERSION", "FORMATS", "OPSET", "PARTS", "ExportResult", "export_run"]
 
@@ -205,7 +205,7 @@ def export_model(
     if unit not in UNITS:
         raise ConfigError(f"unknown unit {unit!r}", fix=f"use one of {sorted(UNITS)}")
     model = model.cpu().float().eval()
-    net = ExportableAutoencoder.from_model(model, hierarchy, dense_max=dense_max)
+    net = exportable(model, hierarchy, dense_max=dense_max)
     num_vertices, latent = int(np.asarray(mean).shape[0]), net.latent_size
     parts = PARTS if part == "autoencoder" else (part,)
     suffix = FORMATS[format]

@@ -70,9 +70,10 @@ class ViewerSession:
         self.run = run
         self.dataset = dataset
         self.max_mm = float(max_mm)
-        self.latent_size = int(run.model.to_latent.out_features)
         self.faces = np.asarray(run.hierarchy.faces[0], dtype=np.int64)
         self.template = np.asarray(run.hierarchy.vertices[0], dtype=np.float32)
+        # any model kind (autoencoder, PCA): the code size is what encode returns
+        self.latent_size = int(encode(run, self.template[None]).shape[1])
         unit = run.checkpoint.get("data", {}).get("unit", "m")
         self.to_mm = float(dataset.to_millimetres) if dataset is not None else _to_mm(unit)
         self._lock = threading.Lock()  # the model is shared by the server's threads

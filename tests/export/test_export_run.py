@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from deep3dmm.analysis.latent import decode as torch_decode
 from deep3dmm.cli import main
@@ -39,7 +40,7 @@ def test_folder_is_self_describing(exported, trained_run_dir):
     assert meta["run"]["name"] == Path(trained_run_dir).name
     assert meta["checkpoint"]["name"] == "best"
     assert meta["checkpoint"]["epoch"] == run.checkpoint["epoch"]
-    assert meta["latent_size"] == run.model.to_latent.out_features
+    assert meta["latent_size"] == run.model.encode(torch.zeros(1, meta["num_vertices"], 3)).shape[1]
     for part in ("encoder", "decoder", "autoencoder"):
         assert (exported / f"{part}.onnx").is_file()
         assert max(meta["parity_max_abs_diff"][part].values()) <= 1e-5

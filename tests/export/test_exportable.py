@@ -84,6 +84,30 @@ def test_parity_with_live_model(hierarchy, tmp_path, conv, pool, fmt, dense_max)
             assert np.abs(recon - model(x).numpy()).max() <= TOLERANCE
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_pca_model_exports(hierarchy, tmp_path, fmt):
+    from deep3dmm.nn import PCAModel
+
+    v = hierarchy.num_vertices[0]
+    model = PCAModel(v, 5)
+    generator = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(3 * v, 5, generator=generator))
+    model.components.copy_(q.T)  # orthonormal rows
+    model.mean.copy_(0.1 * torch.randn(3 * v, generator=generator))
+    model.scale.copy_(torch.rand(3 * v, generator=generator) + 0.5)
+    exported = _export(model, hierarchy, tmp_path / "pca", fmt)
+    x, z = torch.randn(7, v, 3), torch.randn(7, 5)
+    with torch.no_grad():
+        assert (
+            np.abs(exported.encode(x.numpy(), normalized=True) - model.encode(x).numpy()).max()
+            <= TOLERANCE
+        )
+        assert (
+            np.abs(exported.decode(z.numpy(), normalized=True) - model.decode(z).numpy()).max()
+            <= TOLERANCE
+        )
+
+
 def test_dense_and_table_forms_agree_with_scipy():
     rng = np.random.default_rng(1)
     import scipy.sparse as sp

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def viewer_url(trained_run_dir):
     """Start ``python -m deep3dmm view RUN --port 0`` and yield the URL it prints."""
-    from deep3dmm.viewer import check_setup
     from deep3dmm.errors import ConfigError
+    from deep3dmm.viewer import check_setup
 
     try:
         check_setup()

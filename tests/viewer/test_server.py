@@ -68,8 +68,9 @@ def test_bad_requests_get_400_and_server_keeps_running(viewer_url):
     for path, body, message in cases:
         status, answer = _request(viewer_url, "POST", path, body)
         assert status == 400 and message in answer["error"], (path, body, answer)
-    for path in ("/../pyproject.toml", "/vendor/three/../../../pyproject.toml", "/etc/passwd",
-                 "/vendor/three/package.json", "/node_modules/three/build/three.module.js"):  # fmt: skip
+    paths = ["/../pyproject.toml", "/vendor/three/../../../pyproject.toml", "/etc/passwd",
+             "/vendor/three/package.json", "/node_modules/three/build/three.module.js"]  # fmt: skip
+    for path in paths:
         status, _ = _request(viewer_url, "GET", path)
         assert status == 404, path
     status, _ = _request(viewer_url, "GET", "/api/info")
