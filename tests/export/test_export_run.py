@@ -65,7 +65,7 @@ def meta_latent(folder: Path) -> int:
 def test_loader_round_trip_matches_pytorch(exported, trained_run_dir):
     run = load_run(trained_run_dir)
     dataset = run.open_dataset()
-    meshes = np.asarray(dataset.vertices[:7], np.float32)
+    meshes = np.array(dataset.vertices[:7], np.float32)  # a writable copy
     model = load(exported)
     from deep3dmm.analysis.latent import encode as torch_encode
 
