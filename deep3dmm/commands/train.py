@@ -67,6 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--config", metavar="FILE", help="TOML run configuration (see docs/training.md)")
     add("--out", metavar="RUN", help="run folder (default: runs/<date>-<time>)")
     add("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    add("--resume-from", metavar="CHECKPOINT", help="with --resume: continue from this full "
+        "checkpoint instead of last.pt (e.g. RUN/checkpoints/last.prev.pt)")  # fmt: skip
     add("--preset", help="model preset (coma, neural3dmm, spiralnet++, deep3dmm-spectral, "
         "deep3dmm-spiral; default deep3dmm-spiral; pca: the linear 3DMM, fitted in closed "
         "form)")  # fmt: skip
@@ -194,6 +196,8 @@ def run_train(args: argparse.Namespace) -> int:
     from deep3dmm.train.distributed import shutdown_distributed
     from deep3dmm.train.trainer import train
 
+    if args.resume_from and not args.resume:
+        raise ConfigError("--resume-from continues a run", fix="add --resume --out RUN")
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the run folder to continue)")
     if args.out:
@@ -212,7 +216,8 @@ def run_train(args: argparse.Namespace) -> int:
         logging.getLogger("deep3dmm").setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
-        result = train(config, run_dir, resume=args.resume, quiet=args.quiet)
+        result = train(config, run_dir, resume=args.resume, resume_from=args.resume_from,
+                       quiet=args.quiet)  # fmt: skip
     finally:
         shutdown_distributed()
     if not _is_main():
