@@ -1,4 +1,4 @@
-"""Published model configurations as :meth:`MeshAutoencoder.build` keyword arguments.
+"""Published model configurations as :class:`~deep3dmm.nn.ModelConfig` instances.
 
 - ``coma``: COMA (Ranjan et al., ECCV 2018): Chebyshev K=6, channels 16,16,16,32, latent 8,
   fixed D/U pooling, ReLU.
@@ -11,42 +11,40 @@
 
 from __future__ import annotations
 
-from deep3dmm.errors import ConfigError
-from deep3dmm.nn.autoencoder import MeshAutoencoder
+from deep3dmm.mesh.config import HierarchyConfig
+from deep3dmm.nn.config import ModelConfig
 
 __all__ = ["PRESETS", "PRESET_HIERARCHY", "build_preset"]
 
-_COMA = dict(conv="cheb", K=6, pool="fixed", channels=(16, 16, 16, 32), latent=8)
-_SPIRAL = dict(conv="spiral", pool="fixed", channels=(32, 32, 32, 64), latent=16)
-_ATTENTION = dict(
-    pool="attention", down_att=True, up_att=True, top_k=(8, 32), attention_dim=21,
-    prior_weight=0.8,
-)  # fmt: skip
+_SPIRAL = ModelConfig(conv="spiral", pool="fixed", channels=(32, 32, 32, 64), latent=16)
+_COMA = ModelConfig(conv="cheb", K=6, pool="fixed", channels=(16, 16, 16, 32), latent=8)
+_ATTENTION = dict(pool="attention", down_att=True, up_att=True, top_k=(8, 32),
+                  attention_dim=21, prior_weight=0.8)  # fmt: skip
 
-PRESETS: dict[str, dict] = {
-    "coma": {**_COMA, "activation": "relu"},
-    "neural3dmm": {**_SPIRAL, "activation": "elu"},
-    "spiralnet++": {**_SPIRAL, "activation": "elu"},
-    "deep3dmm-spectral": {**_COMA, **_ATTENTION, "activation": "elu"},
-    "deep3dmm-spiral": {**_SPIRAL, **_ATTENTION, "activation": "elu"},
+PRESETS: dict[str, ModelConfig] = {
+    "coma": _COMA.replace(activation="relu"),
+    "neural3dmm": _SPIRAL.replace(activation="elu"),
+    "spiralnet++": _SPIRAL.replace(activation="elu"),
+    "deep3dmm-spectral": _COMA.replace(activation="elu", **_ATTENTION),
+    "deep3dmm-spiral": _SPIRAL.replace(activation="elu", **_ATTENTION),
 }
 
-#: Hierarchy parameters each preset was published with (``MeshHierarchy.build`` kwargs).
-PRESET_HIERARCHY: dict[str, dict] = {
-    "coma": dict(factors=(4, 4, 4, 4)),
-    "neural3dmm": dict(factors=(4, 4, 4, 4), spiral_length=9, spiral_dilation=1),
-    "spiralnet++": dict(factors=(4, 4, 4, 4), spiral_length=9, spiral_dilation=1),
-    "deep3dmm-spectral": dict(factors=(4, 4, 4, 4)),
-    "deep3dmm-spiral": dict(factors=(4, 4, 4, 4), spiral_length=9, spiral_dilation=1),
+#: The hierarchy each preset was published with.
+PRESET_HIERARCHY: dict[str, HierarchyConfig] = {
+    "coma": HierarchyConfig(factors=(4, 4, 4, 4)),
+    "neural3dmm": HierarchyConfig(factors=(4, 4, 4, 4), spiral_length=9, spiral_dilation=1),
+    "spiralnet++": HierarchyConfig(factors=(4, 4, 4, 4), spiral_length=9, spiral_dilation=1),
+    "deep3dmm-spectral": HierarchyConfig(factors=(4, 4, 4, 4)),
+    "deep3dmm-spiral": HierarchyConfig(factors=(4, 4, 4, 4), spiral_length=9, spiral_dilation=1),
 }
 
 
-def build_preset(name: str, hierarchy, **overrides) -> MeshAutoencoder:
-    """Build the preset ``name`` on ``hierarchy``, with ``overrides`` replacing its options.
+def build_preset(name: str, hierarchy, **overrides):
+    """``MeshAutoencoder(hierarchy, ModelConfig.from_preset(name, **overrides))``.
 
     Raises:
         ConfigError: unknown preset name or option.
     """
-    if name not in PRESETS:
-        raise ConfigError(f"unknown model preset {name!r}", fix=f"choose one of {sorted(PRESETS)}")
-    return MeshAutoencoder(hierarchy, **{**PRESETS[name], **overrides})
+    from deep3dmm.nn.autoencoder import MeshAutoencoder
+
+    return MeshAutoencoder(hierarchy, ModelConfig.from_preset(name, **overrides))
