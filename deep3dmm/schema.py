@@ -29,6 +29,7 @@ from deep3dmm.errors import ConfigError
 __all__ = [
     "add_arguments",
     "check_fields",
+    "flag_of",
     "from_dict",
     "option",
     "replace",
@@ -48,6 +49,7 @@ def option(
     takes: str = "integers",
     words: Sequence[str] = (),
     cli: bool = True,
+    **extra: Any,
 ) -> Any:
     """A dataclass field declaring one option.
 
@@ -61,9 +63,11 @@ def option(
         takes: what a list flag takes, in words (its error message).
         words: single words a list flag also takes (``--reference-vertices random``).
         cli: whether the option gets a command-line flag.
+        **extra: more metadata for the schema's own checks (``kinds`` of a model option).
     """
     meta = dict(help=help, choices=tuple(choices) if choices else None, minimum=minimum,
-                flag=flag, metavar=metavar, takes=takes, words=tuple(words), cli=cli)  # fmt: skip
+                flag=flag, metavar=metavar, takes=takes, words=tuple(words), cli=cli,
+                **extra)  # fmt: skip
     return field(default=default, metadata=meta)
 
 
@@ -176,6 +180,11 @@ def to_dict(instance: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- CLI
 def _flag(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def flag_of(kind: type, name: str) -> str:
+    """The command-line spelling of option ``name`` of ``kind`` (``--batch-size``)."""
+    return _flag(kind.__dataclass_fields__[name])
 
 
 def add_arguments(

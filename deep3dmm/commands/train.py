@@ -27,6 +27,7 @@ QUICK_TRAIN = {"epochs": 6, "batch_size": 16}
 # Options that may change when a run is resumed; every other option must match the run.
 RESUMABLE = {("train", "epochs"), ("train", "device"), ("train", "in_memory")}
 RESUMABLE |= {("train", "num_workers"), ("train", "eval_batch_size")}
+RESUMABLE |= {("train", "patience"), ("train", "min_delta")}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -109,6 +110,17 @@ def build_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
         base = RunConfig()
     else:  # the embedded default
         base = RunConfig(train=TrainConfig(**QUICK_TRAIN))
+    model = overrides.get("model", {})
+    if (model.get("preset") or base.model.preset) == "pca":  # refuse what cannot apply
+        from deep3dmm.train.pca_run import check_pca_options
+
+        flags = {
+            (section, name): schema.flag_of(SECTION_TYPES[section], name)
+            for section, values in overrides.items()
+            for name in values
+            if name != "preset"
+        }
+        check_pca_options(overrides, flags)
     return base.replace(**overrides)
 
 

@@ -13,12 +13,16 @@ from deep3dmm.nn.config import (
     ACTIVATIONS,
     ATTENTION_MODES,
     CONVS,
+    MODEL_KINDS,
     NORMALIZATIONS,
     POOLS,
     ModelConfig,
 )
 from deep3dmm.nn.fixed_pool import FixedPool
-from deep3dmm.nn.presets import PRESET_HIERARCHY, PRESETS, build_preset
+from deep3dmm.nn.models import build_model, model_from_config
+from deep3dmm.nn.pca import PCAModel
+from deep3dmm.nn.pca_fit import fit_pca
+from deep3dmm.nn.presets import PCA_PRESET, PRESET_HIERARCHY, PRESET_NAMES, PRESETS, build_preset
 from deep3dmm.nn.spiral_conv import SpiralConv
 
 __all__ = [
@@ -28,13 +32,20 @@ __all__ = [
     "CONVS",
     "ChebConv",
     "FixedPool",
+    "MODEL_KINDS",
     "MeshAutoencoder",
     "ModelConfig",
     "NORMALIZATIONS",
+    "PCA_PRESET",
+    "PCAModel",
     "POOLS",
     "PRESETS",
     "PRESET_HIERARCHY",
+    "PRESET_NAMES",
     "SpiralConv",
+    "build_model",
     "build_preset",
+    "fit_pca",
+    "model_from_config",
     "reuse_freed_memory",
 ]

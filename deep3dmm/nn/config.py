@@ -21,11 +21,15 @@ __all__ = [
     "ACTIVATIONS",
     "ATTENTION_MODES",
     "CONVS",
+    "MODEL_KINDS",
     "ModelConfig",
     "NORMALIZATIONS",
     "POOLS",
 ]
 
+#: ``autoencoder``: :class:`~deep3dmm.nn.MeshAutoencoder`; ``pca``: the linear 3DMM
+#: :class:`~deep3dmm.nn.PCAModel`, fitted in closed form (only ``latent`` applies).
+MODEL_KINDS = ("autoencoder", "pca")
 CONVS = ("spiral", "cheb")
 POOLS = ("fixed", "attention")
 ACTIVATIONS = ("elu", "relu", "leaky_relu", "gelu", "tanh", "identity")
@@ -33,6 +37,11 @@ ATTENTION_MODES = ("fused", "learned", "prior")
 NORMALIZATIONS = ("l1", "softmax")
 
 option = schema.option
+
+
+def _option(default, help, **kwargs):
+    """An option of the autoencoder kind only (``kinds`` says which model kinds it applies to)."""
+    return option(default, help, kinds=kwargs.pop("kinds", ("autoencoder",)), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ class ModelConfig:
     attention pooling); :meth:`from_preset` starts from another published configuration.
 
     Args:
+        kind: ``"autoencoder"`` or ``"pca"`` (the linear 3DMM; only ``latent`` applies, the
+            other options must keep their defaults).
         conv: ``"spiral"`` (SpiralNet++) or ``"cheb"`` (COMA).
         pool: ``"fixed"`` (D/U) or ``"attention"`` (Deep3DMM).
         latent: latent code size.
@@ -59,29 +70,39 @@ class ModelConfig:
         in_channels: per-vertex input channels (3 for positions).
     """
 
-    conv: str = option("spiral", "convolution", choices=CONVS)
-    pool: str = option("attention", "pooling", choices=POOLS)
-    latent: int = option(16, "latent code size", minimum=1)
-    channels: tuple[int, ...] = option(
+    kind: str = option("autoencoder", "model kind (pca: the linear 3DMM)", choices=MODEL_KINDS,
+                       kinds=MODEL_KINDS)  # fmt: skip
+    conv: str = _option("spiral", "convolution", choices=CONVS)
+    pool: str = _option("attention", "pooling", choices=POOLS)
+    latent: int = option(16, "latent code size", minimum=1, kinds=MODEL_KINDS)
+    channels: tuple[int, ...] = _option(
         (32, 32, 32, 64), "encoder channels per level", minimum=1, metavar="C"
     )
-    activation: str = option("elu", "activation", choices=ACTIVATIONS)
-    down_att: bool = option(True, "learned attention on the down mappings (pool=attention)")
-    up_att: bool = option(True, "learned attention on the up mappings (pool=attention)")
-    top_k: tuple[int, ...] = option(
+    activation: str = _option("elu", "activation", choices=ACTIVATIONS)
+    down_att: bool = _option(True, "learned attention on the down mappings (pool=attention)")
+    up_att: bool = _option(True, "learned attention on the up mappings (pool=attention)")
+    top_k: tuple[int, ...] = _option(
         (8, 32), "attention non-zeros per row: down up", minimum=1, metavar="K"
     )
-    K: int = option(6, "Chebyshev order (conv=cheb)", minimum=1)
-    attention_dim: int = option(21, "attention key/query size d", minimum=1)
-    prior_weight: float = option(0.8, "initial weight of the fixed mapping in the fusion")
-    attention_mode: str = option("fused", "attention mapping (ablations)", choices=ATTENTION_MODES)
-    attention_normalize: str = option("l1", "attention row normalisation", choices=NORMALIZATIONS)
-    in_channels: int = option(3, "per-vertex input channels", minimum=1)
+    K: int = _option(6, "Chebyshev order (conv=cheb)", minimum=1)
+    attention_dim: int = _option(21, "attention key/query size d", minimum=1)
+    prior_weight: float = _option(0.8, "initial weight of the fixed mapping in the fusion")
+    attention_mode: str = _option("fused", "attention mapping (ablations)", choices=ATTENTION_MODES)
+    attention_normalize: str = _option("l1", "attention row normalisation", choices=NORMALIZATIONS)
+    in_channels: int = _option(3, "per-vertex input channels", minimum=1)
 
     def __post_init__(self):
         schema.check_fields(self)
         if len(self.top_k) != 2:
             raise ConfigError(f"top_k must be (down, up), got {self.top_k}")
+        default = ModelConfig.__dataclass_fields__
+        _check_applies(
+            self.kind, [f for f in self.option_names() if getattr(self, f) != default[f].default]
+        )
+
+    def applicable(self) -> tuple[str, ...]:
+        """The options that apply to this model kind."""
+        return _applicable(self.kind)
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -91,25 +112,32 @@ class ModelConfig:
         Raises:
             ConfigError: unknown preset name or option.
         """
-        from deep3dmm.nn.presets import PRESETS
+        from deep3dmm.nn.presets import ALL_PRESETS
 
-        if name not in PRESETS:
+        if name not in ALL_PRESETS:
             raise ConfigError(
-                f"unknown model preset {name!r}", fix=f"choose one of {', '.join(PRESETS)}"
+                f"unknown model preset {name!r}", fix=f"choose one of {', '.join(ALL_PRESETS)}"
             )
-        return PRESETS[name].replace(**overrides)
+        return ALL_PRESETS[name].replace(**overrides)
 
     @property
     def preset(self) -> str:
-        """The name of the preset these options equal, or ``""``."""
-        from deep3dmm.nn.presets import PRESETS
+        """The name of the preset these options equal up to the latent size, or ``""``."""
+        from deep3dmm.nn.presets import ALL_PRESETS
 
-        return next((name for name, config in PRESETS.items() if config == self), "")
+        same = dataclasses.replace(self, latent=1)
+        return next(
+            (name for name, c in ALL_PRESETS.items() if dataclasses.replace(c, latent=1) == same),
+            "",
+        )
 
     # ------------------------------------------------------------------ conversion
     def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with ``changes`` (checked; unknown options are errors)."""
-        return schema.replace(self, "model", **changes) if changes else self
+        """A copy with ``changes`` (checked; unknown or inapplicable options are errors)."""
+        if not changes:
+            return self
+        _check_applies(changes.get("kind", self.kind), [k for k in changes if k in _FIELDS])
+        return schema.replace(self, "model", **changes)
 
     @classmethod
     def from_dict(
@@ -127,13 +155,37 @@ class ModelConfig:
                 base = cls.from_preset(preset)
             except ConfigError as exc:
                 raise ConfigError(f"model.{exc.message}", path=path, fix=exc.fix) from None
+        kind = values.get("kind", (base or cls()).kind)
+        try:
+            _check_applies(kind, [k for k in values if k in _FIELDS])
+        except ConfigError as exc:
+            raise ConfigError(exc.message, path=path, fix=exc.fix) from None
         return schema.from_dict(cls, values, section="model", base=base, path=path)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every option as plain values (tuples as lists)."""
-        return schema.to_dict(self)
+        """Every option that applies to the kind, as plain values (tuples as lists)."""
+        values = schema.to_dict(self)
+        return {k: v for k, v in values.items() if k in self.applicable()}
 
     @staticmethod
     def option_names() -> tuple[str, ...]:
         """The names of every option, in declaration order."""
         return tuple(f.name for f in dataclasses.fields(ModelConfig))
+
+
+_FIELDS = ModelConfig.__dataclass_fields__
+
+
+def _applicable(kind: str) -> tuple[str, ...]:
+    return tuple(n for n, f in _FIELDS.items() if kind in f.metadata.get("kinds", ()))
+
+
+def _check_applies(kind: str, names) -> None:
+    """Refuse options that do not apply to ``kind`` (``pca`` takes only ``latent``)."""
+    extra = [n for n in names if n not in _applicable(kind)]
+    if extra and kind in MODEL_KINDS:
+        raise ConfigError(
+            f"model option(s) {', '.join(extra)} do not apply to preset {kind!r} "
+            f"(model kind {kind}: only {', '.join(_applicable(kind))} apply)",
+            fix=f"remove them (they do not apply to the {kind} preset), or choose a deep preset",
+        )

@@ -300,7 +300,7 @@ def load_run(
     """
     from deep3dmm.data import Normalization, Split
     from deep3dmm.mesh import MeshHierarchy
-    from deep3dmm.nn import MeshAutoencoder
+    from deep3dmm.nn import model_from_config
     from deep3dmm.train.config import load_config
 
     files = RunFiles(Path(run_dir))
@@ -329,7 +329,7 @@ def load_run(
             path=files.hierarchy,
             fix="restore the run folder's original hierarchy.npz",
         )
-    model = MeshAutoencoder.from_config(state["model_config"], hierarchy)
+    model = model_from_config(state["model_config"], hierarchy)
     model.load_state_dict(state.pop("model"))
     model.to(device).eval()
     return LoadedRun(

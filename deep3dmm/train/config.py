@@ -125,6 +125,10 @@ class TrainConfig:
         memory_limit_mb: threshold of ``in_memory = "auto"``.
         num_workers: DataLoader workers on the streaming path.
         eval_batch_size: meshes per batch during validation and evaluation.
+        patience: early stopping: stop when the validation error has not improved for this
+            many epochs (``epochs`` stays the cap); 0 trains all ``epochs``.
+        min_delta: a validation error counts as an improvement for ``patience`` only when
+            it is below ``best * (1 - min_delta)`` (relative; 0: any decrease).
     """
 
     epochs: int = option(300, "epochs", minimum=1)
@@ -135,9 +139,19 @@ class TrainConfig:
     memory_limit_mb: int = option(2048, "largest train split held in memory (MB)", minimum=0)
     num_workers: int = option(0, "DataLoader workers when streaming", minimum=0, flag="--workers")
     eval_batch_size: int = option(64, "meshes per batch when evaluating", minimum=1)
+    patience: int = option(
+        0,
+        "stop when the validation error has not improved for this many epochs (0: off)",
+        minimum=0,
+    )
+    min_delta: float = option(
+        0.0, "relative validation improvement that resets --patience (0: any decrease)"
+    )
 
     def __post_init__(self):
         schema.check_fields(self)
+        if not 0.0 <= self.min_delta < 1.0:
+            raise ConfigError(f"min_delta must be in [0, 1), got {self.min_delta}")
 
 
 @dataclass(frozen=True)
@@ -153,18 +167,26 @@ class RunConfig:
     def replace(self, **sections: dict[str, Any]) -> RunConfig:
         """A copy with some options changed: ``config.replace(train={"epochs": 4})``.
 
-        ``model={"preset": NAME, ...}`` starts the model from that preset.
+        ``model={"preset": NAME, ...}`` starts the model from that preset, and the hierarchy
+        from the one it was published with (``deep3dmm.nn.PRESET_HIERARCHY``) unless
+        ``hierarchy`` options are given or the current ones are not the defaults.
         """
         changed = {}
         for name, values in sections.items():
             if name not in SECTIONS:
                 raise ConfigError(f"unknown config section {name!r}; expected one of {SECTIONS}")
             changed[name] = _section_from_dict(name, values, base=getattr(self, name))
+        preset = (sections.get("model") or {}).get("preset")
+        if preset and "hierarchy" not in sections and self.hierarchy == HierarchyConfig():
+            changed["hierarchy"] = _preset_hierarchy(preset)
         return dataclasses.replace(self, **changed)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested plain dict (``None`` options left out, tuples as lists)."""
-        return {name: schema.to_dict(getattr(self, name)) for name in SECTIONS}
+        return {
+            name: self.model.to_dict() if name == "model" else schema.to_dict(getattr(self, name))
+            for name in SECTIONS
+        }
 
     @classmethod
     def from_dict(
@@ -178,12 +200,16 @@ class RunConfig:
                 path=path,
             )
         try:
-            return cls(
+            config = cls(
                 **{
                     name: _section_from_dict(name, values.get(name, {}), path=path)
                     for name in SECTIONS
                 }
             )
+            preset = (values.get("model") or {}).get("preset")
+            if preset and "hierarchy" not in values:  # the preset's published hierarchy
+                config = dataclasses.replace(config, hierarchy=_preset_hierarchy(preset))
+            return config
         except ConfigError as exc:
             if exc.path is None and path is not None:
                 raise ConfigError(exc.message, path=path, fix=exc.fix) from exc
@@ -198,6 +224,12 @@ SECTION_TYPES = {
     "optim": OptimConfig,
     "train": TrainConfig,
 }
+
+
+def _preset_hierarchy(preset: str) -> HierarchyConfig:
+    from deep3dmm.nn.presets import PRESET_HIERARCHY
+
+    return PRESET_HIERARCHY.get(preset, HierarchyConfig())
 
 
 def _section_from_dict(
