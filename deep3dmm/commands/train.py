@@ -44,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--out", metavar="RUN", help="run folder (default: runs/<date>-<time>)")
     add("--resume", action="store_true", help="continue the run in --out from its last.pt")
     add(
+        "--resume-from",
+        metavar="CHECKPOINT",
+        help="with --resume: continue from this full checkpoint instead of last.pt "
+        "(e.g. RUN/checkpoints/last.prev.pt)",
+    )
+    add(
         "--hierarchy",
         metavar="FILE.npz",
         help="train on a hierarchy written by `deep3dmm hierarchy` (instead of its options)",
@@ -51,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add(
         "--preset",
         help="model preset the model options start from (coma, neural3dmm, "
-        "spiralnet++, deep3dmm-spectral, deep3dmm-spiral; default deep3dmm-spiral)",
+        "spiralnet++, deep3dmm-spectral, deep3dmm-spiral, pca; default deep3dmm-spiral)",
     )
     add("--no-eval", action="store_true", help="skip the test evaluation after training")
     add("--quiet", action="store_true", help="no progress bars or per-epoch lines")
@@ -159,6 +165,8 @@ def run_train(args: argparse.Namespace) -> int:
     from deep3dmm.train.distributed import shutdown_distributed
     from deep3dmm.train.trainer import train
 
+    if args.resume_from and not args.resume:
+        raise ConfigError("--resume-from continues a run", fix="add --resume --out RUN")
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the run folder to continue)")
     if args.out:
@@ -178,7 +186,12 @@ def run_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         result = train(
-            config, run_dir, resume=args.resume, quiet=args.quiet, hierarchy=args.hierarchy
+            config,
+            run_dir,
+            resume=args.resume,
+            resume_from=args.resume_from,
+            quiet=args.quiet,
+            hierarchy=args.hierarchy,
         )
     finally:
         shutdown_distributed()

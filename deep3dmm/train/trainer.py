@@ -41,6 +41,7 @@ from deep3dmm.train.checkpoint import (
     capture_rng_state,
     check_compatible,
     clean_stale_temporaries,
+    keep_previous,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
@@ -362,12 +363,35 @@ class Trainer:
         return state
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
-        """Load ``last.pt`` (or ``path``) and continue after its epoch; False when absent."""
-        path = Path(path) if path is not None else self.files.last
+        """Load ``last.pt`` (or ``path``) and continue after its epoch; False when absent.
+
+        A damaged ``last.pt`` is an error that names it (never a silent fresh start or a
+        silent fallback); ``path`` (``--resume-from``) picks another full checkpoint, such as
+        ``last.prev.pt``, the one written an epoch before.
+
+        Raises:
+            CheckpointError: the checkpoint is damaged, unsafe, or holds only the model.
+        """
+        explicit = path is not None
+        path = Path(path) if explicit else self.files.last
         clean_stale_temporaries(self.files.checkpoints)
         if not path.is_file():
+            if explicit:
+                raise CheckpointError("checkpoint not found", path=path, fix="check --resume-from")
             return False
-        state = load_checkpoint(path, map_location=self.device)
+        try:
+            state = load_checkpoint(path, map_location=self.device)
+        except CheckpointError as exc:
+            if explicit:
+                raise
+            previous = self.files.checkpoints / "last.prev.pt"
+            raise CheckpointError(
+                exc.message,
+                path=path,
+                fix=f"continue from the checkpoint before it with --resume-from {previous}"
+                if previous.is_file()
+                else "no earlier checkpoint is kept; start a new run",
+            ) from exc
         template = self.setup.dataset.template
         check_compatible(
             state,
@@ -561,6 +585,7 @@ class Trainer:
                 if improved:
                     self.best = {"epoch": self.epoch, "val_mm": val_mm}
                     save_checkpoint(self.files.best, self.state(full=False))
+                keep_previous(self.files.last, self.files.checkpoints / "last.prev.pt")
                 save_checkpoint(self.files.last, self.state())
                 self._write_metrics()
                 if not self.quiet:
@@ -601,6 +626,7 @@ def train(
     run_dir: str | os.PathLike,
     *,
     resume: bool = False,
+    resume_from: str | os.PathLike | None = None,
     quiet: bool = False,
     context: DistributedContext | None = None,
     hierarchy=None,
@@ -612,6 +638,8 @@ def train(
             the rest is read from ``run_dir/config.toml``).
         run_dir: the run folder.
         resume: continue from ``run_dir/checkpoints/last.pt`` when it exists.
+        resume_from: with ``resume``, continue from this checkpoint instead (e.g.
+            ``last.prev.pt`` after a damaged ``last.pt``).
         quiet: no progress bars and no per-epoch lines.
         context: distributed context (default: detected from the torchrun environment).
         hierarchy: a ``MeshHierarchy`` or its ``.npz`` file (``deep3dmm hierarchy``) to train
@@ -634,7 +662,7 @@ def train(
         _barrier(context)
         return result if context.is_main else fit_pca_run(setup, run_dir, device=context.device)
     trainer = Trainer(setup, run_dir, context=context, quiet=quiet)
-    if resume and trainer.resume():
+    if resume and trainer.resume(resume_from):
         if context.is_main and not quiet:
             logger.info("resumed %s after epoch %d", trainer.files.last, trainer.epoch)
     if resume and trainer.epoch >= trainer.config.train.epochs and context.is_main:
