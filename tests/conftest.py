@@ -55,9 +55,7 @@ def tiny_config(data_path, *, conv="spiral", pool="fixed", epochs=2, batch_size=
     return RunConfig(
         data=DataConfig(path=str(data_path), protocol="random"),
         hierarchy=HierarchyConfig(factors=(4, 4), spiral_length=9),
-        model=ModelConfig(
-            preset="", conv=conv, pool=pool, latent=4, channels=(8, 8), K=3, top_k=(4, 8)
-        ),
+        model=ModelConfig(conv=conv, pool=pool, latent=4, channels=(8, 8), K=3, top_k=(4, 8)),
         optim=OptimConfig(lr=1e-3),
         train=TrainConfig(epochs=epochs, batch_size=batch_size, device="cpu", **train),
     )
