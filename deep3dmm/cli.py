@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "analysis",
     "register",
     "fit",
+    "export",
+    "viewer",
     "image",
     "image_demos",
     "image_vision",
