@@ -52,6 +52,7 @@ def fit_figure(
     *,
     max_mm: float = 5.0,
     back=None,
+    camera="front",
 ) -> Path:
     """Target | fit | error heat map on the fit.
 
@@ -64,6 +65,7 @@ def fit_figure(
         max_mm: top of the colour scale.
         back: optional similarity that brings target and fit to the model frame (so the
             front camera shows the face).
+        camera: camera name (``front``, ``-y``, ...).
     """
     from deep3dmm.viz.figures import ERROR_CMAP, ERROR_LABEL
     from deep3dmm.viz.render import render_meshes
@@ -91,6 +93,7 @@ def fit_figure(
         points=marks,
         point_size=3.0,
         shared_camera=True,
+        camera=camera,
     )
 
 
