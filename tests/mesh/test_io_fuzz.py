@@ -133,7 +133,10 @@ def test_bad_face_indices(tmp_path, name, index):
 
 
 @FUZZ
-@given(name=st.sampled_from(("ascii.ply", "mesh.obj", "mesh.off")), junk=st.binary(min_size=1, max_size=64))
+@given(
+    name=st.sampled_from(("ascii.ply", "mesh.obj", "mesh.off")),
+    junk=st.binary(min_size=1, max_size=64),
+)
 def test_non_utf8_text(originals, tmp_path, name, junk):
     data = originals[name]
     middle = len(data) // 2
