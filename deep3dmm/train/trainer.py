@@ -27,13 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from deep3dmm.atomic import atomic_write_text
 from deep3dmm.data import Normalization, PreparedDataset, RegisteredMeshDataset, Split, make_split
-from deep3dmm.errors import CheckpointError, ConfigError, Deep3DMMError
+from deep3dmm.errors import CheckpointError, ConfigError, Deep3DMMError, TopologyMismatchError
 from deep3dmm.nn import reuse_freed_memory
 from deep3dmm.train.checkpoint import (
     RunFiles,
@@ -45,7 +46,7 @@ from deep3dmm.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from deep3dmm.train.config import MODEL_OPTIONS, RunConfig, load_config, save_config
+from deep3dmm.train.config import RunConfig, load_config, save_config
 from deep3dmm.train.distributed import (
     DistributedContext,
     all_reduce_sum,
@@ -118,42 +119,52 @@ def open_dataset(config: RunConfig) -> PreparedDataset:
 
 
 def build_model(config: RunConfig, hierarchy) -> tuple[nn.Module, RunConfig]:
-    """Build the autoencoder (seeded with ``train.seed``) and resolve its options.
+    """Build the model of ``config.model`` on ``hierarchy``, seeded with ``train.seed``.
 
     Returns:
-        the model and the configuration with every model option spelled out.
+        the model and the configuration (unchanged: ``config.model`` spells out every option).
     """
-    from deep3dmm.nn import PRESET_NAMES, MeshAutoencoder, build_preset
+    from deep3dmm.nn import build_model as build
 
-    options = config.model.build_kwargs()
     torch.manual_seed(config.train.seed)
-    if config.model.preset:
-        if config.model.preset not in PRESET_NAMES:
-            raise ConfigError(
-                f"unknown model preset {config.model.preset!r}",
-                fix=f"use one of {', '.join(sorted(PRESET_NAMES))}",
-            )
-        model = build_preset(config.model.preset, hierarchy, **options)
-    else:
-        model = MeshAutoencoder.build(hierarchy, **options)
-    resolved = {k: v for k, v in model.config.items() if k in MODEL_OPTIONS}
-    model_config = replace(config.model, **_as_tuples(resolved))
-    return model, replace(config, model=model_config)
+    return build(hierarchy, config.model), config
 
 
-def _as_tuples(values: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+def use_hierarchy(config: RunConfig, hierarchy, template):
+    """The hierarchy of a run: ``hierarchy`` (a file or object) if given, else built from config.
 
+    A given hierarchy must be built on ``template`` and agree with ``config.hierarchy``
+    when that is not the default; the returned configuration records its parameters.
 
-def _build_hierarchy(config: RunConfig, template):
-    from deep3dmm.mesh import MeshHierarchy
+    Raises:
+        TopologyMismatchError: the hierarchy was built on another template.
+        ConfigError: its parameters contradict ``config.hierarchy``.
+    """
+    from deep3dmm.mesh import HierarchyConfig, MeshHierarchy
 
-    return MeshHierarchy.cached(
-        template,
-        factors=config.hierarchy.factors,
-        spiral_length=config.hierarchy.spiral_length,
-        spiral_dilation=config.hierarchy.spiral_dilation,
-    )
+    if hierarchy is None:
+        return MeshHierarchy.cached(template, config.hierarchy), config
+    source = hierarchy if isinstance(hierarchy, (str, os.PathLike)) else None
+    if source is not None:
+        hierarchy = MeshHierarchy.load(source)
+    level0 = (np.asarray(hierarchy.vertices[0]), np.asarray(hierarchy.faces[0]))
+    if level0[0].shape != template.vertices.shape or not (
+        np.allclose(level0[0], template.vertices, atol=1e-6)
+        and np.array_equal(level0[1], template.faces)
+    ):
+        raise TopologyMismatchError(
+            f"the hierarchy was built on a mesh of {len(level0[0])} vertices that is not the "
+            f"dataset's template ({template.num_vertices} vertices)",
+            path=source,
+            fix="build it from the dataset's template.ply with `deep3dmm hierarchy`",
+        )
+    if config.hierarchy not in (HierarchyConfig(), hierarchy.config):
+        raise ConfigError(
+            f"the hierarchy file has {hierarchy.config}, the configuration {config.hierarchy}",
+            path=source,
+            fix="give either a hierarchy file or hierarchy options, not both",
+        )
+    return hierarchy, replace(config, hierarchy=hierarchy.config)
 
 
 def _load_hierarchy(path: Path):
@@ -168,12 +179,15 @@ def prepare_run(
     *,
     resume: bool = False,
     context: DistributedContext | None = None,
+    hierarchy=None,
 ) -> RunSetup:
     """Create (rank 0) or read the run's data files: config, split, normalisation, hierarchy.
 
     A new run resolves the dataset path, computes the split and the train-split
     normalisation, builds (or reuses from the cache) the hierarchy and writes all of
     them to ``run_dir``. Other ranks, and a resumed run, read them back from there.
+    ``hierarchy`` (a ``MeshHierarchy`` or its ``.npz`` file) replaces the built one
+    (see :func:`use_hierarchy`).
 
     Raises:
         ConfigError: a new run into a folder that already holds a run (use ``resume``).
@@ -207,12 +221,12 @@ def prepare_run(
                     fix="use more data, another --split protocol or larger fractions",
                 )
         normalization = Normalization.fit(dataset.vertices, indices=split.train)
-        hierarchy = _build_hierarchy(config, dataset.template)
+        hierarchy, config = use_hierarchy(config, hierarchy, dataset.template)
+        build_model(config, hierarchy)  # check the model options before writing anything
         files.root.mkdir(parents=True, exist_ok=True)
         split.save(files.split)
         normalization.save(files.normalization)
         hierarchy.save(files.hierarchy)
-        _, config = build_model(config, hierarchy)  # resolve the model options
         save_config(config, files.config)
     _barrier(context)
     if not fresh or not context.is_main:
@@ -615,6 +629,7 @@ def train(
     resume_from: str | os.PathLike | None = None,
     quiet: bool = False,
     context: DistributedContext | None = None,
+    hierarchy=None,
 ) -> TrainResult:
     """Train a run end to end (also under torchrun): prepare, resume if asked, fit, plot.
 
@@ -627,6 +642,8 @@ def train(
             ``last.prev.pt`` after a damaged ``last.pt``).
         quiet: no progress bars and no per-epoch lines.
         context: distributed context (default: detected from the torchrun environment).
+        hierarchy: a ``MeshHierarchy`` or its ``.npz`` file (``deep3dmm hierarchy``) to train
+            on instead of building one from ``config.hierarchy`` (new runs only).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
@@ -635,7 +652,7 @@ def train(
     context = context or init_distributed(config.train.device)
     if context.device.type == "cpu":
         reuse_freed_memory()  # large per-step tensors: reuse heap blocks (~1.4x faster on CPU)
-    setup = prepare_run(config, run_dir, resume=resume, context=context)
+    setup = prepare_run(config, run_dir, resume=resume, context=context, hierarchy=hierarchy)
     if is_pca(setup.config):  # the linear 3DMM: closed form on rank 0, no epochs
         if context.is_main:
             from deep3dmm.viz.curves import plot_curves

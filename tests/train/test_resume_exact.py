@@ -24,8 +24,10 @@ class Killed(Exception):
 
 def preset_config(tiny_config, data, preset, epochs):
     config = tiny_config(data.path, epochs=epochs, batch_size=4)
-    small = dict(K=2) if PRESETS[preset]["conv"] == "cheb" else {}  # K=6 is slow on CPU
-    return replace(config, model=ModelConfig(preset=preset, channels=(8, 8), latent=4, **small))
+    small = dict(K=2) if PRESETS[preset].conv == "cheb" else {}  # K=6 is slow on CPU
+    return replace(
+        config, model=ModelConfig.from_preset(preset, channels=(8, 8), latent=4, **small)
+    )
 
 
 def crash_at(config, run_dir, *, epoch: int, step: int):
