@@ -44,6 +44,14 @@ def _pct(worse: float, better: float) -> float:
     return (worse - better) / better * 100.0 if better > 0 else float("inf")
 
 
+def _by(worse: float, better: float) -> str:
+    """The margin in words: "12.3 %", "4.2x" from 100 % on, "exact" when ``better`` is ~0."""
+    if better < 5e-4:
+        return "an exact reconstruction (< 0.001 mm)"
+    pct = _pct(worse, better)
+    return f"{pct:.1f} %" if pct < 100 else f"{worse / better:.1f}x"
+
+
 def _cells(results: Sequence[Result]) -> dict[tuple[str, int], list[Result]]:
     cells: dict[tuple[str, int], list[Result]] = {}
     for r in results:
@@ -64,7 +72,8 @@ def winners(results: Sequence[Result], labels: dict[str, str], datasets: dict[st
         datasets: dataset key -> name in the text (also the order of the text).
 
     Returns:
-        Markdown bullet lines (a margin "by x %" means the runner-up's error is x % higher).
+        Markdown bullet lines (a margin "by x %" means the runner-up's error is x % higher;
+        "by k x" that it is k times the winner's).
     """
     lines = []
     cells = _cells(results)
@@ -76,16 +85,16 @@ def winners(results: Sequence[Result], labels: dict[str, str], datasets: dict[st
         first, second = cell[0], cell[1]
         text = (
             f"- {datasets[dataset]}, latent {latent}: **{labels[first.method]}** wins with "
-            f"{first.mean_mm:.3f} mm{_flag(first)}, by {_pct(second.mean_mm, first.mean_mm):.1f} % "
+            f"{first.mean_mm:.3f} mm{_flag(first)}, by {_by(second.mean_mm, first.mean_mm)} "
             f"over {labels[second.method]} ({second.mean_mm:.3f} mm)"
         )
         linear = [r for r in cell if r.method == LINEAR]
         deep = [r for r in cell if r.method != LINEAR]
         if linear and deep and first.method != LINEAR:
             p, d = linear[0], deep[0]
-            text += f"; PCA {p.mean_mm:.3f} mm is {_pct(p.mean_mm, d.mean_mm):.1f} % above it"
+            text += f"; PCA {p.mean_mm:.3f} mm is {_by(p.mean_mm, d.mean_mm)} above it"
         elif linear and deep:
-            text += f"; the best deep model is {_pct(deep[0].mean_mm, first.mean_mm):.1f} % above PCA"
+            text += f"; the best deep model is {_by(deep[0].mean_mm, first.mean_mm)} above PCA"
         ranking = " < ".join(f"{labels[r.method]} {r.mean_mm:.3f}" for r in cell)
         lines.append(text + f". Order: {ranking}.")
     return lines
@@ -105,9 +114,9 @@ def deep_vs_linear(results: Sequence[Result], datasets: dict[str, str]) -> list[
         p, d = linear[0].mean_mm, deep[0].mean_mm
         where = f"{datasets[dataset]} latent {latent}"
         if d < p:
-            deep_wins.append(f"{where} ({d:.3f} vs {p:.3f} mm, PCA {_pct(p, d):.0f} % higher)")
+            deep_wins.append(f"{where} ({d:.3f} vs {p:.3f} mm, PCA {_by(p, d)} higher)")
         else:
-            pca_wins.append(f"{where} ({p:.3f} vs {d:.3f} mm, best deep {_pct(d, p):.0f} % higher)")
+            pca_wins.append(f"{where} ({p:.3f} vs {d:.3f} mm, best deep {_by(d, p)} higher)")
     if not (deep_wins or pca_wins):
         return []
     total = len(deep_wins) + len(pca_wins)
