@@ -30,6 +30,7 @@ __all__ = [
     "RunFiles",
     "save_checkpoint",
     "load_checkpoint",
+    "safe_torch_load",
     "check_compatible",
     "capture_rng_state",
     "restore_rng_state",
@@ -162,11 +163,44 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+def safe_torch_load(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure as a :class:`CheckpointError`.
+
+    Only tensors, numbers, strings and plain containers are unpickled; a file that holds
+    any other object (a class, a callable: the way a crafted ``.pt`` file runs code) is
+    refused before anything of it runs.
 
     Raises:
-        CheckpointError: missing, unreadable, or not a deep3dmm checkpoint.
+        CheckpointError: unreadable or truncated, or holding objects beyond weights.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds (pickle, zip, runtime, EOF)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        unsafe = [line for line in lines if "GLOBAL" in line or "Unsupported global" in line]
+        if unsafe:
+            raise CheckpointError(
+                f"refused to load: the file holds pickled objects beyond tensors and plain "
+                f"containers ({unsafe[0]}); loading them could run code",
+                path=path,
+                fix="load only checkpoints written by deep3dmm, from a source you trust",
+            ) from exc
+        boilerplate = ("Weights only load failed", "Please file", "Check the documentation")
+        detail = [line for line in lines if not line.startswith(boilerplate)] or lines or [""]
+        raise CheckpointError(
+            f"checkpoint is unreadable ({type(exc).__name__}: {detail[0]})",
+            path=path,
+            fix="the file is damaged (truncated?); resume from another checkpoint "
+            "(--resume-from) or retrain",
+        ) from exc
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (weights only, never code).
+
+    Raises:
+        CheckpointError: missing, unreadable, unsafe, or not a deep3dmm checkpoint.
     """
     path = Path(path)
     if not path.is_file():
@@ -175,14 +209,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
             path=path,
             fix="train the run first (deep3dmm train --out RUN), or check the run folder",
         )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds (pickle, zip, runtime)
-        raise CheckpointError(
-            f"checkpoint is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-            path=path,
-            fix="the file is damaged; resume from another checkpoint or retrain",
-        ) from exc
+    state = safe_torch_load(path, map_location=map_location)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"not a deep3dmm checkpoint (format {CHECKPOINT_FORMAT} expected)", path=path
