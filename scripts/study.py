@@ -204,7 +204,7 @@ def run_config(spec: RunSpec, data: Path, *, full: bool, tiny: bool, device: str
     preset, _, backbone, _ = METHODS[spec.method]
     data_config = DataConfig(path=str(data), protocol=DATASETS[spec.dataset]["protocol"])
     if spec.method == "pca":  # closed form: no optimiser, epochs or batches
-        return RunConfig(data=data_config, model=ModelConfig(preset="pca", latent=spec.latent),
+        return RunConfig(data=data_config, model=ModelConfig.from_preset("pca", latent=spec.latent),
                          train=TrainConfig(seed=0, device=device))  # fmt: skip
     patience, min_delta = REDUCED["patience"], REDUCED["min_delta"]
     if full:
@@ -218,7 +218,7 @@ def run_config(spec: RunSpec, data: Path, *, full: bool, tiny: bool, device: str
         batch, epochs, patience = TINY["batch_size"], TINY["epochs"], TINY["patience"]
     return RunConfig(
         data=data_config,
-        model=ModelConfig(preset=preset, latent=spec.latent, **spec.model),
+        model=ModelConfig.from_preset(preset, latent=spec.latent, **spec.model),
         optim=optim,
         train=TrainConfig(epochs=epochs, batch_size=batch, seed=0, device=device,
                           patience=patience, min_delta=min_delta),  # fmt: skip
@@ -258,7 +258,7 @@ def convergence(run_dir: Path) -> str:
 
     files = RunFiles(run_dir)
     config = load_config(files.config)
-    if config.model.preset == "pca":
+    if config.model.kind == "pca":
         return "closed form"
     state = load_checkpoint(files.last)
     stall = int(state.get("stall", state["best"])["epoch"])

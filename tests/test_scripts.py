@@ -73,7 +73,9 @@ def test_flops_per_mesh_spiral_conv_closed_form(small_hierarchy):
     from deep3dmm.nn import MeshAutoencoder
 
     bench = _load("benchmark")
-    model = MeshAutoencoder.build(small_hierarchy, conv="spiral", channels=(8, 8, 8, 16), latent=4)
+    model = MeshAutoencoder.build(
+        small_hierarchy, conv="spiral", pool="fixed", channels=(8, 8, 8, 16), latent=4
+    )
     n, length = small_hierarchy.num_vertices, 9
     ch = [3, 8, 8, 8, 16]
     expected = sum(2 * n[i] * length * ch[i] * ch[i + 1] for i in range(4))  # encoder convs
@@ -180,9 +182,7 @@ def _motion(subjects, sequences, *, radius):
             for t in range(FRAMES):
                 peak = np.sin(np.pi * t / (FRAMES - 1)) * (0.2 + 0.05 * s)
                 bump = peak * np.exp(-4.0 * (1.0 - vertices @ direction / radius))
-                meshes[(subject, sequence, t)] = (shape * (1.0 + bump[:, None])).astype(
-                    np.float32
-                )
+                meshes[(subject, sequence, t)] = (shape * (1.0 + bump[:, None])).astype(np.float32)
     return meshes, faces
 
 
