@@ -77,6 +77,12 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     faces = getattr(loaded, "faces", None)
     if vertices.ndim != 2 or vertices.shape[0] == 0:
         raise MeshFormatError("no vertices found", path=path, fix="is this a mesh file?")
+    if vertices.shape[1] != 3:
+        raise MeshFormatError(
+            f"vertices have {vertices.shape[1]} coordinates, expected 3",
+            path=path,
+            fix="the file is corrupt; re-export it",
+        )
     if faces is None or len(faces) == 0:
         raise MeshFormatError(
             "no faces found (a point cloud is not a mesh)",
@@ -84,6 +90,12 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             fix="export the mesh with its triangles",
         )
     faces = np.asarray(faces, dtype=np.int64)
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise MeshFormatError(
+            f"faces have shape {faces.shape}, expected (F, 3) triangles",
+            path=path,
+            fix="the file is corrupt; re-export it",
+        )
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise MeshFormatError(
             f"face indices out of range [0, {len(vertices)})", path=path, fix="re-export the mesh"
