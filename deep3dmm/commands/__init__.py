@@ -41,6 +41,14 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "receptive fields of the mapping matrices (fixed D/U vs learned P)",
     ),
     "plot": (("analysis",), "training curves of several runs on one chart"),
+    "export": (
+        ("export",),
+        "export a run as ONNX or TorchScript (frozen, standard ops, dynamic batch)",
+    ),
+    "view": (
+        ("viewer",),
+        "interactive latent-space viewer in the browser (sliders, interpolation, errors)",
+    ),
     "image": (("image", "image_demos", "image_vision"), "image-graph models on 2D data"),
 }
 
