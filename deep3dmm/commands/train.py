@@ -117,7 +117,8 @@ def build_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
     else:  # the embedded default
         base = RunConfig(train=TrainConfig(**QUICK_TRAIN))
     model = overrides.get("model", {})
-    if (model.get("preset") or base.model.preset) == "pca":  # refuse what cannot apply
+    pca = model.get("kind") == "pca" or (model.get("preset") or base.model.preset) == "pca"
+    if pca:  # refuse what cannot apply
         from deep3dmm.train.pca_run import check_pca_options
 
         flags = {
