@@ -187,3 +187,16 @@ def test_damaged_meta_and_index(dataset_files, tmp_path, which, cut, flips):
         data[min(int(where * len(data)), len(data) - 1)] = value
     (folder / which).write_bytes(bytes(data[: max(0, int(len(data) * cut))]) if cut < 1 else data)
     check_open(folder)
+
+
+@pytest.mark.parametrize("name", ["ascii.ply", "binary.ply", "mesh.off"])
+def test_counts_beyond_the_file_size_are_refused_before_parsing(originals, tmp_path, name):
+    data = originals[name]
+    if name.endswith(".ply"):
+        data = data.replace(b"element vertex 42", b"element vertex 10000000000", 1)
+    else:
+        data = data.replace(b"OFF\n42 ", b"OFF\n10000000000 ", 1)
+    path = tmp_path / f"big{suffix_of(name)}"
+    path.write_bytes(data)
+    with pytest.raises(Deep3DMMError, match="header declares 10000000000 (vertex|vertices)"):
+        read_mesh(path)
