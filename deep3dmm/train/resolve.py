@@ -83,7 +83,8 @@ def resolve_config(
         base = RunConfig()
     else:  # the embedded default
         base = RunConfig(train=TrainConfig(**QUICK_TRAIN))
-    if (given.get("model", {}).get("preset") or base.model.preset) == "pca":
+    model = given.get("model", {})
+    if model.get("kind") == "pca" or (model.get("preset") or base.model.preset) == "pca":
         from deep3dmm.train.pca_run import check_pca_options
 
         check_pca_options(given, names)
