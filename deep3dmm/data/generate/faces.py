@@ -80,16 +80,16 @@ FACE_EXPRESSIONS: dict[str, dict[str, float]] = {
     },
     "high_smile": {
         "mouthSmileLeft": 1.0, "mouthSmileRight": 1.0,
-        "cheekSquintLeft": 0.8, "cheekSquintRight": 0.8,
-        "eyeSquintLeft": 0.5, "eyeSquintRight": 0.5,
+        "cheekSquintLeft": 0.6, "cheekSquintRight": 0.6,
+        "eyeSquintLeft": 0.3, "eyeSquintRight": 0.3,
         "mouthUpperUpLeft": 0.4, "mouthUpperUpRight": 0.4, "jaw": 0.08,
     },
     "lips_back": {
         "mouthStretchLeft": 1.0, "mouthStretchRight": 1.0,
-        "mouthPressLeft": 0.7, "mouthPressRight": 0.7,
-        "mouthDimpleLeft": 0.7, "mouthDimpleRight": 0.7,
-        "mouthRollLower": 0.6, "mouthRollUpper": 0.6,
-        "mouthSmileLeft": 0.3, "mouthSmileRight": 0.3, "jaw": 0.04,
+        "mouthPressLeft": 0.3, "mouthPressRight": 0.3,
+        "mouthDimpleLeft": 0.8, "mouthDimpleRight": 0.8,
+        "mouthRollLower": 0.2, "mouthRollUpper": 0.2,
+        "mouthSmileLeft": 0.4, "mouthSmileRight": 0.4, "jaw": 0.07,
     },
     "lips_up": {
         "mouthUpperUpLeft": 1.0, "mouthUpperUpRight": 1.0,
@@ -114,8 +114,8 @@ FACE_EXPRESSIONS: dict[str, dict[str, float]] = {
     },
     "mouth_side": {"mouthLeft": 1.0, "jawLeft": 0.6},
     "mouth_up": {
-        "mouthShrugLower": 1.0, "mouthShrugUpper": 0.6,
-        "mouthPressLeft": 0.5, "mouthPressRight": 0.5,
+        "mouthShrugLower": 0.8, "mouthShrugUpper": 0.6,
+        "mouthPressLeft": 0.2, "mouthPressRight": 0.2,
         "mouthFrownLeft": 0.3, "mouthFrownRight": 0.3,
     },
     "kiss": {"mouthPucker": 1.0, "mouthClose": 0.2},
