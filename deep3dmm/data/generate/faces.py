@@ -69,7 +69,7 @@ FACE_EXPRESSIONS: dict[str, dict[str, float]] = {
         "mouthUpperUpLeft": 1.0, "mouthUpperUpRight": 1.0,
         "mouthLowerDownLeft": 1.0, "mouthLowerDownRight": 1.0,
         "mouthDimpleLeft": 0.6, "mouthDimpleRight": 0.6,
-        "noseSneerLeft": 0.4, "noseSneerRight": 0.4, "jaw": 0.14,
+        "noseSneerLeft": 0.4, "noseSneerRight": 0.4, "jaw": 0.16,
     },
     "cheeks_in": {
         "mouthPucker": 0.8, "mouthFunnel": 0.4, "mouthRollLower": 0.3, "cheekPuff": -0.6,
@@ -94,7 +94,7 @@ FACE_EXPRESSIONS: dict[str, dict[str, float]] = {
     "lips_up": {
         "mouthUpperUpLeft": 1.0, "mouthUpperUpRight": 1.0,
         "noseSneerLeft": 1.0, "noseSneerRight": 1.0, "mouthShrugUpper": 1.0,
-        "mouthRollUpper": -0.4, "cheekSquintLeft": 0.5, "cheekSquintRight": 0.5, "jaw": 0.12,
+        "mouthRollUpper": -0.4, "cheekSquintLeft": 0.5, "cheekSquintRight": 0.5, "jaw": 0.15,
         "mouthStretchLeft": 0.3, "mouthStretchRight": 0.3,
     },
     "mouth_down": {
@@ -114,8 +114,7 @@ FACE_EXPRESSIONS: dict[str, dict[str, float]] = {
     },
     "mouth_side": {"mouthLeft": 1.0, "jawLeft": 0.6},
     "mouth_up": {
-        "mouthShrugLower": 0.8, "mouthShrugUpper": 0.6,
-        "mouthPressLeft": 0.2, "mouthPressRight": 0.2,
+        "mouthShrugLower": 0.7, "mouthShrugUpper": 0.6,
         "mouthFrownLeft": 0.3, "mouthFrownRight": 0.3,
     },
     "kiss": {"mouthPucker": 1.0, "mouthClose": 0.2},
@@ -159,16 +158,21 @@ LOCAL_CHANGE_SCALE = 0.35
 
 # Per subject style: intensity of each expression, habitual gain of each unit
 # (log-normal), left/right asymmetry of an expression, lag of a left unit behind its twin.
-INTENSITY = (0.7, 1.15)
-UNIT_GAIN_SIGMA = 0.3
+INTENSITY = (0.85, 1.25)
+UNIT_GAIN_SIGMA = 0.35
 ASYMMETRY = 0.2
 SIDE_LAG = 0.05
+# A jaw opens with a lateral deviation: yaw = JAW_DEVIATION-sized share of the opening.
+JAW_DEVIATION = 0.25
+# Units of one expression start within 15 % of the sequence of each other and hold their
+# peak for 10-30 % of it (COMA's first-component residual is 16-17 %, not 40 %).
+KEY_TIMES = {"onset": (0.05, 0.2), "rise": (0.12, 0.3), "hold": (0.1, 0.3), "fall": (0.12, 0.3)}
 # COMA's subjects perform extreme expressions: anny's ARKit-style units at full weight move
 # a face about half as far as COMA's registered sequences, so blendshape units are scaled.
-EXPRESSION_GAIN = 1.6
+EXPRESSION_GAIN = 1.7
 # Caps on a performed unit's peak (blendshape weight; jaw opening in radians): beyond
 # them lips fold through each other.
-MAX_WEIGHT = 1.6
+MAX_WEIGHT = 1.7
 MAX_JAW = 0.3
 
 
@@ -205,13 +209,14 @@ def twin(unit: str) -> str | None:
 
 def sample_style(
     rng: np.random.Generator, subjects: int, names: list[str], units: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each subject's way of performing each expression.
 
     Returns:
         ``(S, E, K)`` peak weights per unit (the expression's weights x intensity x the
         subject's habitual unit gain x left/right asymmetry) and ``(S, E, K, 4)`` key times
-        (a bilateral unit's left side lags or leads its right side by a few percent).
+        (a bilateral unit's left side lags or leads its right side by a few percent) and
+        ``(S, E)`` the jaw's lateral deviation (yaw over opening).
     """
     k = len(units)
     peaks = np.zeros((len(names), k))  # (E, K)
@@ -224,7 +229,7 @@ def sample_style(
     side = np.array([1.0 if u.endswith("Left") else -1.0 if u.endswith("Right") else 0.0
                      for u in units])  # fmt: skip
     gains = intensity[..., None] * habit * (1.0 + asymmetry[..., None] * side)  # (S, E, K)
-    keys = sample_key_times(rng, (subjects, len(names), k))  # (S, E, K, 4)
+    keys = sample_key_times(rng, (subjects, len(names), k), **KEY_TIMES)  # (S, E, K, 4)
     lag = rng.normal(0.0, SIDE_LAG, (subjects, len(names), k))
     for i, unit in enumerate(units):  # a left unit follows its right twin, shifted
         other = twin(unit)
@@ -232,7 +237,8 @@ def sample_style(
             shifted = keys[:, :, units.index(other)] + lag[:, :, i, None]
             keys[:, :, i] = np.clip(shifted, 0.02, 0.98)
     cap = np.array([MAX_JAW if unit == JAW else MAX_WEIGHT for unit in units])  # (K,)
-    return np.clip(peaks[None] * gains, -cap, cap), keys
+    deviation = rng.normal(0.0, JAW_DEVIATION, (subjects, len(names)))  # (S, E)
+    return np.clip(peaks[None] * gains, -cap, cap), keys, deviation
 
 
 def make_faces(
@@ -269,7 +275,7 @@ def make_faces(
     labels = mesher.facial_action_labels
     units = expression_units(names, labels)
     shapes = [u for u in units if u != JAW]  # blendshape units, transferred per subject
-    peaks, keys = sample_style(rng, subjects, names, units)  # (S, E, K), (S, E, K, 4)
+    peaks, keys, deviation = sample_style(rng, subjects, names, units)  # (S,E,K), (S,E,K,4)
     weights = activation(np.linspace(0.0, 1.0, frames), keys) * peaks[..., None]  # (S,E,K,T)
     fields = _transferred_fields(mesher, phenotypes, local, shapes)  # (S, K_shape, 3V)
     jaw_bone = mesher.bone_labels.index("jaw")
@@ -287,6 +293,7 @@ def make_faces(
         if JAW in units:
             opening = np.zeros((len(indices), 3))
             opening[:, 0] = w[:, units.index(JAW)]  # about the model's x axis (left)
+            opening[:, 2] = opening[:, 0] * deviation[s, e]  # about its z axis (up)
             rotations[:, jaw_bone] = rotation_matrices(opening)
         offsets = offsets.reshape(len(indices), -1, 3)
         return mesher(phenotypes[s], local[s], None, rotations, offsets=offsets)
@@ -305,6 +312,8 @@ def make_faces(
         asymmetry=ASYMMETRY,
         expression_gain=EXPRESSION_GAIN,
         side_lag=SIDE_LAG,
+        jaw_deviation=JAW_DEVIATION,
+        key_times=KEY_TIMES,
         transfer="deformation gradients in the subject's local frames",
         local_change_scale=LOCAL_CHANGE_SCALE,
         phenotype_ranges={**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
