@@ -111,6 +111,8 @@ JOINT_NOISE = 0.04
 # and how far a finger's middle and tip joints lag its base joint (normalised time).
 FINGER_INTENSITY = (0.7, 1.0)
 JOINT_LAG = (0.0, 0.06)
+# Fingers of one pose start within 15 % of the sequence of each other and hold 10-30 %.
+KEY_TIMES = {"onset": (0.05, 0.2), "rise": (0.12, 0.3), "hold": (0.1, 0.3), "fall": (0.12, 0.3)}
 
 # anny's hand: fingers along +y, palm facing -x  ->  fingers along +y, palm facing +z.
 HAND_FRAME = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
@@ -153,7 +155,7 @@ def finger_curves(
     """
     group = np.array([int(b[6]) - 1 if b.startswith("finger") else 5 for b in bones])  # (J,)
     joint = np.array([int(b[8]) - 1 if b.startswith("finger") else 0 for b in bones])  # (J,)
-    keys = sample_key_times(rng, (subjects, sequences, 6))  # (S, Q, 6, 4)
+    keys = sample_key_times(rng, (subjects, sequences, 6), **KEY_TIMES)  # (S, Q, 6, 4)
     gain = rng.uniform(*FINGER_INTENSITY, (subjects, sequences, 6))  # (S, Q, 6)
     lag = rng.uniform(*JOINT_LAG, (subjects, sequences))  # (S, Q)
     bone_keys = keys[:, :, group] + (lag[..., None] * joint)[..., None]  # (S, Q, J, 4)
@@ -218,6 +220,7 @@ def make_hands(
         timing="per finger onset/peak/offset, base joint leads, smoothstep ramps",
         finger_intensity=FINGER_INTENSITY,
         joint_lag=JOINT_LAG,
+        key_times=KEY_TIMES,
         local_change_scale=LOCAL_CHANGE_SCALE,
         local_change_limits=LOCAL_CHANGE_LIMITS,
         phenotype_ranges={**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
