@@ -26,6 +26,7 @@ QUICK_TRAIN = {"epochs": 6, "batch_size": 16}
 # Options that may change when a run is resumed; every other option must match the run.
 RESUMABLE = {("train", "epochs"), ("train", "device"), ("train", "in_memory")}
 RESUMABLE |= {("train", "num_workers"), ("train", "eval_batch_size")}
+RESUMABLE |= {("train", "patience"), ("train", "min_delta")}
 
 # argparse destination -> (section, option)
 OPTIONS = {
@@ -47,6 +48,8 @@ OPTIONS = {
     "device": ("train", "device"),
     "in_memory": ("train", "in_memory"),
     "workers": ("train", "num_workers"),
+    "patience": ("train", "patience"),
+    "min_delta": ("train", "min_delta"),
 }
 
 
@@ -65,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--out", metavar="RUN", help="run folder (default: runs/<date>-<time>)")
     add("--resume", action="store_true", help="continue the run in --out from its last.pt")
     add("--preset", help="model preset (coma, neural3dmm, spiralnet++, deep3dmm-spectral, "
-        "deep3dmm-spiral; default deep3dmm-spiral)")  # fmt: skip
+        "deep3dmm-spiral; default deep3dmm-spiral; pca: the linear 3DMM, fitted in closed "
+        "form)")  # fmt: skip
     add("--conv", choices=("spiral", "cheb"), help="convolution (overrides the preset)")
     add("--pool", choices=("fixed", "attention"), help="pooling (overrides the preset)")
     add("--latent", type=int, help="latent size (overrides the preset)")
@@ -83,6 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--device", choices=("auto", "cpu", "cuda"), help="device (default auto)")
     add("--in-memory", choices=("auto", "yes", "no"), help="hold the train split in memory")
     add("--workers", type=int, help="DataLoader workers when streaming (default 0)")
+    add("--patience", type=int, help="stop when the validation error has not improved for "
+        "this many epochs (--epochs is the cap; default 0: off)")  # fmt: skip
+    add("--min-delta", type=float, help="relative validation improvement that resets "
+        "--patience (default 0: any decrease)")  # fmt: skip
     add("--no-eval", action="store_true", help="skip the test evaluation after training")
     add("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     train.set_defaults(func=run_train)
@@ -142,6 +150,12 @@ def build_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
         base = RunConfig()
     else:  # the embedded default
         base = RunConfig(train=TrainConfig(**QUICK_TRAIN))
+    model = overrides.get("model", {})
+    if (model.get("preset") or base.model.preset) == "pca":  # refuse what cannot apply
+        from deep3dmm.train.pca_run import check_pca_options
+
+        flags = {v: "--" + k.replace("_", "-") for k, v in OPTIONS.items()}
+        check_pca_options(overrides, flags)
     return base.replace(**overrides)
 
 

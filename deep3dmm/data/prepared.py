@@ -230,6 +230,7 @@ class PreparedDataset:
             self.meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DatasetError(f"meta.json is unreadable ({exc})", path=self.path) from exc
+        self._check_meta()
         try:
             self.vertices = np.load(self.path / "vertices.npy", mmap_mode="r")
         except (OSError, ValueError) as exc:
@@ -267,22 +268,42 @@ class PreparedDataset:
         self.__dict__.update(state)
         self.vertices = np.load(self.path / "vertices.npy", mmap_mode="r")
 
+    def _check_meta(self) -> None:
+        """meta.json must be an object with a known ``unit``.
+
+        Raises:
+            DatasetError: another JSON value, or a unit not in ``UNITS``.
+        """
+        path = self.path / "meta.json"
+        if not isinstance(self.meta, dict):
+            raise DatasetError(
+                f"meta.json holds a {type(self.meta).__name__}, not an object", path=path
+            )
+        unit = self.meta.get("unit", "m")
+        if not isinstance(unit, str) or unit not in UNITS:
+            raise DatasetError(
+                f"meta.json has unit {unit!r}, expected one of {', '.join(UNITS)}",
+                path=path,
+                fix='set "unit" to the unit of the coordinates ("m", "cm" or "mm")',
+            )
+
     def _read_index(self) -> list[IndexRow]:
         path = self.path / "index.csv"
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            expected = [f.name for f in fields(IndexRow)]
-            if reader.fieldnames != expected:
-                raise DatasetError(
-                    f"index.csv columns are {reader.fieldnames}, expected {expected}", path=path
-                )
-            try:
+        expected = [f.name for f in fields(IndexRow)]
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                if reader.fieldnames != expected:
+                    raise DatasetError(
+                        f"index.csv columns are {reader.fieldnames}, expected {expected}",
+                        path=path,
+                    )
                 return [
                     IndexRow(r["subject"], r["sequence"], int(r["frame"]), r["source"])
                     for r in reader
                 ]
-            except (TypeError, ValueError) as exc:
-                raise DatasetError(f"index.csv has a malformed row ({exc})", path=path) from exc
+        except (TypeError, ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
+            raise DatasetError(f"index.csv has a malformed row ({exc})", path=path) from exc
 
     def __len__(self) -> int:
         return len(self.index)

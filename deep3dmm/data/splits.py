@@ -121,8 +121,10 @@ class Split:
         recorded = self.params.get("dataset")
         if content_hash is not None and recorded is not None and recorded != content_hash:
             raise DatasetError(
-                f"split was made for dataset {recorded}, not {content_hash}",
-                fix="recompute the split for this dataset",
+                f"split was made for dataset content {recorded}, but this dataset's content "
+                f"is {content_hash} (re-imported, regenerated or another dataset): its rows "
+                "would mix training meshes into the evaluated ones",
+                fix="use the dataset the run was trained on, or train a new run on this one",
             )
         for name in PARTS:
             rows = self[name]
@@ -168,7 +170,8 @@ def _predefined_test(dataset) -> np.ndarray:
         raise ConfigError(
             f"dataset from source {dataset.meta.get('source')!r} has no predefined split",
             path=dataset.path,
-            fix="use --protocol interpolation, extrapolation, identity or random",
+            fix="use --split interpolation, extrapolation, identity or random "
+            "(data.protocol in a config file)",
         )
     ranges = np.asarray(spec["test"], dtype=np.int64).reshape(-1, 2)
     if len(ranges) == 0:

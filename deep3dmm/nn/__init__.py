@@ -1,7 +1,8 @@
 """Neural network layers and the mesh autoencoder.
 
 Spiral (SpiralNet++) and Chebyshev (COMA) convolutions, fixed (D/U) and learned attention
-(Deep3DMM) pooling, and :class:`MeshAutoencoder` with the published presets.
+(Deep3DMM) pooling, and :class:`MeshAutoencoder` with the published presets; the linear
+3DMM :class:`PCAModel` (preset ``pca``).
 """
 
 import warnings
@@ -11,7 +12,16 @@ from deep3dmm.nn.attention_pool import AttentionPool
 from deep3dmm.nn.autoencoder import ACTIVATIONS, CONVS, POOLS, MeshAutoencoder
 from deep3dmm.nn.cheb_conv import ChebConv
 from deep3dmm.nn.fixed_pool import FixedPool
-from deep3dmm.nn.presets import PRESET_HIERARCHY, PRESETS, build_preset
+from deep3dmm.nn.pca import PCAModel
+from deep3dmm.nn.pca_fit import fit_pca
+from deep3dmm.nn.presets import (
+    PCA_PRESET,
+    PRESET_HIERARCHY,
+    PRESET_NAMES,
+    PRESETS,
+    build_preset,
+    model_from_config,
+)
 from deep3dmm.nn.spiral_conv import SpiralConv
 
 # torch warns once per process that CSR tensors are "beta"; the layers rely on them on purpose
@@ -27,10 +37,15 @@ __all__ = [
     "ChebConv",
     "FixedPool",
     "MeshAutoencoder",
+    "PCA_PRESET",
+    "PCAModel",
     "POOLS",
     "PRESETS",
     "PRESET_HIERARCHY",
+    "PRESET_NAMES",
     "SpiralConv",
     "build_preset",
+    "fit_pca",
+    "model_from_config",
     "reuse_freed_memory",
 ]

@@ -24,6 +24,7 @@ from deep3dmm.nn.topk import score_topk
 __all__ = ["AttentionPool", "ATTENTION_MODES", "NORMALIZATIONS"]
 
 log = logging.getLogger(__name__)
+_WARNED: set[tuple[int, int]] = set()  # (top_k, V_in) pairs already reported
 
 ATTENTION_MODES = ("fused", "learned", "prior")
 NORMALIZATIONS = ("l1", "softmax")
@@ -166,8 +167,13 @@ class AttentionPool(nn.Module):
         self.normalize = normalize
         self.dim = int(dim)
         self.top_k = min(int(top_k), self.in_vertices)
-        if self.top_k < int(top_k):
-            log.debug("AttentionPool: top_k %d clamped to V_in=%d", top_k, self.in_vertices)
+        if self.top_k < int(top_k) and (int(top_k), self.in_vertices) not in _WARNED:
+            _WARNED.add((int(top_k), self.in_vertices))  # once per process, not per rebuild
+            log.warning(
+                "AttentionPool: top_k %d is more than the %d vertices of the level it reads; "
+                "using top_k %d (every vertex): that level's attention is dense",
+                top_k, self.in_vertices, self.in_vertices,
+            )  # fmt: skip
         self.chunk_rows = int(chunk_rows)
         self.frozen = False
         self._candidates = None  # last step's wider top-k sets (a hint; see score_topk)
@@ -219,7 +225,7 @@ class AttentionPool(nn.Module):
         """The learned head ``A``: top-k column indices and their normalised weights.
 
         Returns:
-            ``(indices (V_out, k) long, distinct within a row, in no particular order;
+            ``(indices (V_out, k) long, distinct and ascending within a row;
             weights (V_out, k))``; ``weights`` carries gradients to the keys and queries.
             The indices are the exact top-k of the cosine scores, found by
             :func:`~deep3dmm.nn.topk.score_topk` from the previous call's candidates.

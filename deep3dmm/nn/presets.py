@@ -7,14 +7,18 @@
   ``spiral_length=9``), channels 32,32,32,64, latent 16, fixed pooling, ELU.
 - ``deep3dmm-spectral`` / ``deep3dmm-spiral``: Deep3DMM (Chen & Kim, CVPR 2021): the same two
   backbones with learned attention pooling down and up, top-k 8 / 32, d = 21, prior weight 0.8.
+- ``pca``: the linear 3DMM (:class:`~deep3dmm.nn.pca.PCAModel`), fitted in closed form by
+  the trainer; its only option is ``latent``.
 """
 
 from __future__ import annotations
 
 from deep3dmm.errors import ConfigError
 from deep3dmm.nn.autoencoder import MeshAutoencoder
+from deep3dmm.nn.pca import PCAModel
 
-__all__ = ["PRESETS", "PRESET_HIERARCHY", "build_preset"]
+__all__ = ["PCA_PRESET", "PRESETS", "PRESET_HIERARCHY", "PRESET_NAMES", "build_preset",
+           "model_from_config"]  # fmt: skip
 
 _COMA = dict(conv="cheb", K=6, pool="fixed", channels=(16, 16, 16, 32), latent=8)
 _SPIRAL = dict(conv="spiral", pool="fixed", channels=(32, 32, 32, 64), latent=16)
@@ -41,12 +45,35 @@ PRESET_HIERARCHY: dict[str, dict] = {
 }
 
 
-def build_preset(name: str, hierarchy, **overrides) -> MeshAutoencoder:
+#: The linear 3DMM: a model kind of its own (no convolution, pooling or optimiser).
+PCA_PRESET = "pca"
+PRESET_NAMES = (*PRESETS, PCA_PRESET)
+
+
+def build_preset(name: str, hierarchy, **overrides) -> MeshAutoencoder | PCAModel:
     """Build the preset ``name`` on ``hierarchy``, with ``overrides`` replacing its options.
+
+    ``pca`` builds an empty :class:`PCAModel` (only ``latent``, default 16, applies); the
+    trainer fits it.
 
     Raises:
         ConfigError: unknown preset name or option.
     """
+    if name == PCA_PRESET:
+        unknown = sorted(set(overrides) - {"latent"})
+        if unknown:
+            raise ConfigError(f"options {unknown} do not apply to the pca preset",
+                              fix="pca takes only latent")  # fmt: skip
+        return PCAModel(hierarchy.num_vertices[0], overrides.get("latent", 16))
     if name not in PRESETS:
-        raise ConfigError(f"unknown model preset {name!r}", fix=f"choose one of {sorted(PRESETS)}")
+        raise ConfigError(
+            f"unknown model preset {name!r}", fix=f"choose one of {sorted(PRESET_NAMES)}"
+        )
     return MeshAutoencoder(hierarchy, **{**PRESETS[name], **overrides})
+
+
+def model_from_config(config: dict, hierarchy) -> MeshAutoencoder | PCAModel:
+    """Rebuild a model from its stored ``config`` (``kind = "pca"`` or an autoencoder)."""
+    if config.get("kind") == "pca":
+        return PCAModel.from_config(config)
+    return MeshAutoencoder.from_config(config, hierarchy)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deep3dmm.atomic import atomic_path
+from deep3dmm.atomic import atomic_path, file_digest
 from deep3dmm.errors import CheckpointError
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "RunFiles",
     "save_checkpoint",
     "load_checkpoint",
+    "safe_torch_load",
     "check_compatible",
     "capture_rng_state",
     "restore_rng_state",
@@ -162,11 +163,44 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+def safe_torch_load(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure as a :class:`CheckpointError`.
+
+    Only tensors, numbers, strings and plain containers are unpickled; a file that holds
+    any other object (a class, a callable: the way a crafted ``.pt`` file runs code) is
+    refused before anything of it runs.
 
     Raises:
-        CheckpointError: missing, unreadable, or not a deep3dmm checkpoint.
+        CheckpointError: unreadable or truncated, or holding objects beyond weights.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds (pickle, zip, runtime, EOF)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        unsafe = [line for line in lines if "GLOBAL" in line or "Unsupported global" in line]
+        if unsafe:
+            raise CheckpointError(
+                f"refused to load: the file holds pickled objects beyond tensors and plain "
+                f"containers ({unsafe[0]}); loading them could run code",
+                path=path,
+                fix="load only checkpoints written by deep3dmm, from a source you trust",
+            ) from exc
+        boilerplate = ("Weights only load failed", "Please file", "Check the documentation")
+        detail = [line for line in lines if not line.startswith(boilerplate)] or lines or [""]
+        raise CheckpointError(
+            f"checkpoint is unreadable ({type(exc).__name__}: {detail[0]})",
+            path=path,
+            fix="the file is damaged (truncated?); resume from another checkpoint "
+            "(--resume-from) or retrain",
+        ) from exc
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (weights only, never code).
+
+    Raises:
+        CheckpointError: missing, unreadable, unsafe, or not a deep3dmm checkpoint.
     """
     path = Path(path)
     if not path.is_file():
@@ -175,14 +209,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
             path=path,
             fix="train the run first (deep3dmm train --out RUN), or check the run folder",
         )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds (pickle, zip, runtime)
-        raise CheckpointError(
-            f"checkpoint is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-            path=path,
-            fix="the file is damaged; resume from another checkpoint or retrain",
-        ) from exc
+    state = safe_torch_load(path, map_location=map_location)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"not a deep3dmm checkpoint (format {CHECKPOINT_FORMAT} expected)", path=path
@@ -244,6 +271,8 @@ class LoadedRun:
         hierarchy: the mesh hierarchy the model was built on.
         split: the train / val / test rows.
         checkpoint: the checkpoint dict without its weights (epoch, history, best, data, ...).
+        checkpoint_name: "best" or "last".
+        checkpoint_sha256: first 16 hex digits of the checkpoint file's SHA-256.
     """
 
     run_dir: Path
@@ -253,12 +282,19 @@ class LoadedRun:
     hierarchy: Any
     split: Any
     checkpoint: dict[str, Any]
+    checkpoint_name: str = "best"
+    checkpoint_sha256: str = ""
 
-    def open_dataset(self, path: str | os.PathLike | None = None):
+    def open_dataset(self, path: str | os.PathLike | None = None, *, check_split: bool = True):
         """Open the run's dataset (or ``path``) and check it matches the checkpoint.
+
+        With ``check_split`` the run's split must have been made for this dataset's content
+        (its ``content_hash``): rows of a re-imported or regenerated dataset would mix
+        training meshes into the test rows.
 
         Raises:
             CheckpointError: the dataset's vertex count or template differ from training.
+            DatasetError: the split was made for other data (``check_split``).
         """
         from deep3dmm.data import PreparedDataset
 
@@ -270,6 +306,8 @@ class LoadedRun:
             path=self.run_dir,
             data_path=dataset.path,
         )
+        if check_split:
+            self.split.check(len(dataset), content_hash=dataset.meta.get("content_hash"))
         return dataset
 
 
@@ -289,7 +327,7 @@ def load_run(
     """
     from deep3dmm.data import Normalization, Split
     from deep3dmm.mesh import MeshHierarchy
-    from deep3dmm.nn import MeshAutoencoder
+    from deep3dmm.nn import model_from_config
     from deep3dmm.train.config import load_config
 
     files = RunFiles(Path(run_dir))
@@ -306,7 +344,9 @@ def load_run(
             path=files.root,
             fix="pass the folder given to `deep3dmm train --out`",
         )
-    state = load_checkpoint(getattr(files, checkpoint), map_location=device)
+    path = getattr(files, checkpoint)
+    digest = file_digest(path) if path.is_file() else ""
+    state = load_checkpoint(path, map_location=device)
     hierarchy = MeshHierarchy.load(files.hierarchy)
     expected = state.get("data", {}).get("hierarchy_hash")
     if expected is not None and hierarchy.hash != expected:
@@ -316,7 +356,7 @@ def load_run(
             path=files.hierarchy,
             fix="restore the run folder's original hierarchy.npz",
         )
-    model = MeshAutoencoder.from_config(state["model_config"], hierarchy)
+    model = model_from_config(state["model_config"], hierarchy)
     model.load_state_dict(state.pop("model"))
     model.to(device).eval()
     return LoadedRun(
@@ -327,4 +367,6 @@ def load_run(
         hierarchy=hierarchy,
         split=Split.load(files.split),
         checkpoint=state,
+        checkpoint_name=checkpoint,
+        checkpoint_sha256=digest,
     )

@@ -128,8 +128,9 @@ class ModelConfig:
 
     Args:
         preset: a name of ``deep3dmm.nn.PRESETS`` ("coma", "neural3dmm", "spiralnet++",
-            "deep3dmm-spectral", "deep3dmm-spiral"; the default) or empty (the options
-            alone, with ``MeshAutoencoder.build``'s defaults).
+            "deep3dmm-spectral", "deep3dmm-spiral"; the default), "pca" (the linear 3DMM,
+            fitted in closed form; only ``latent`` applies) or empty (the options alone,
+            with ``MeshAutoencoder.build``'s defaults).
         conv: "spiral" or "cheb".
         pool: "fixed" or "attention".
         latent: latent code size.
@@ -171,6 +172,14 @@ class ModelConfig:
             raise ConfigError(f"model.pool must be 'fixed' or 'attention', got {self.pool!r}")
         if self.latent is not None and self.latent < 1:
             raise ConfigError(f"model.latent must be >= 1, got {self.latent}")
+        if self.preset == "pca":
+            extra = [k for k in self.build_kwargs() if k != "latent"]
+            if extra:
+                raise ConfigError(
+                    f"model option(s) {', '.join(extra)} do not apply to preset 'pca' "
+                    "(the linear 3DMM has only a latent size)",
+                    fix="remove them, or choose a deep preset",
+                )
 
     def build_kwargs(self) -> dict[str, Any]:
         """The explicit (non-``None``) build options."""
@@ -219,6 +228,10 @@ class TrainConfig:
         memory_limit_mb: threshold of ``in_memory = "auto"``.
         num_workers: DataLoader workers on the streaming path.
         eval_batch_size: meshes per batch during validation and evaluation.
+        patience: early stopping: stop when the validation error has not improved for this
+            many epochs (``epochs`` stays the cap); 0 trains all ``epochs``.
+        min_delta: a validation error counts as an improvement for ``patience`` only when
+            it is below ``best * (1 - min_delta)`` (relative; 0: any decrease).
     """
 
     epochs: int = 300
@@ -229,8 +242,15 @@ class TrainConfig:
     memory_limit_mb: int = 2048
     num_workers: int = 0
     eval_batch_size: int = 64
+    patience: int = 0
+    min_delta: float = 0.0
 
     def __post_init__(self):
+        if self.patience < 0 or not 0.0 <= self.min_delta < 1.0:
+            raise ConfigError(
+                f"train.patience must be >= 0 and train.min_delta in [0, 1), got "
+                f"{self.patience} and {self.min_delta}"
+            )
         if self.epochs < 1:
             raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.eval_batch_size < 1:

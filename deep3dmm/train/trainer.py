@@ -52,6 +52,7 @@ from deep3dmm.train.distributed import (
     init_distributed,
 )
 from deep3dmm.train.losses import l1_loss
+from deep3dmm.train.pca_run import fit_pca_run, is_pca
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -103,6 +104,7 @@ class TrainResult:
     best_val_mm: float
     train_seconds: float
     num_parameters: int
+    stopped_early: bool = False
 
 
 def open_dataset(config: RunConfig) -> PreparedDataset:
@@ -120,15 +122,15 @@ def build_model(config: RunConfig, hierarchy) -> tuple[nn.Module, RunConfig]:
     Returns:
         the model and the configuration with every model option spelled out.
     """
-    from deep3dmm.nn import PRESETS, MeshAutoencoder, build_preset
+    from deep3dmm.nn import PRESET_NAMES, MeshAutoencoder, build_preset
 
     options = config.model.build_kwargs()
     torch.manual_seed(config.train.seed)
     if config.model.preset:
-        if config.model.preset not in PRESETS:
+        if config.model.preset not in PRESET_NAMES:
             raise ConfigError(
                 f"unknown model preset {config.model.preset!r}",
-                fix=f"use one of {', '.join(sorted(PRESETS))}",
+                fix=f"use one of {', '.join(sorted(PRESET_NAMES))}",
             )
         model = build_preset(config.model.preset, hierarchy, **options)
     else:
@@ -219,6 +221,8 @@ def prepare_run(
             )
         stored = load_config(files.config)
         config = replace(stored, train=config.train) if resume else stored
+        if config != stored and context.is_main:  # resumed with a new cap / patience: record it
+            save_config(config, files.config)
         dataset = open_dataset(config)
         split = Split.load(files.split)
         split.check(len(dataset), content_hash=dataset.meta.get("content_hash"))
@@ -269,6 +273,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.history: list[dict] = []
         self.best = {"epoch": 0, "val_mm": math.inf}
+        self.stall = {"epoch": 0, "val_mm": math.inf}  # last improvement by min_delta
         self.train_seconds = 0.0
         dataset = setup.dataset
         self.to_mm = dataset.to_millimetres
@@ -329,6 +334,7 @@ class Trainer:
             "data": self._compat(),
             "history": list(self.history),
             "best": dict(self.best),
+            "stall": dict(self.stall),
             "train_seconds": self.train_seconds,
             "num_parameters": self.num_parameters,
         }
@@ -368,6 +374,7 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.best = dict(state["best"])
+        self.stall = dict(state.get("stall", self.best))
         self.train_seconds = float(state["train_seconds"])
         return True
 
@@ -474,8 +481,25 @@ class Trainer:
             count += len(batch)
         return loss_sum / count, mm_sum / count
 
+    def converged(self) -> bool:
+        """Early stopping: no improvement (by ``min_delta``) for ``patience`` epochs.
+
+        Rank 0 decides (it validates); every rank gets the answer.
+        """
+        patience = self.config.train.patience
+        stop = patience > 0 and self.epoch - int(self.stall["epoch"]) >= patience
+        flag = torch.tensor([1.0 if stop and self.context.is_main else 0.0], device=self.device)
+        return bool(all_reduce_sum(flag, self.context).item() > 0)
+
+    def _update_stall(self, val_mm: float) -> None:
+        if val_mm < self.stall["val_mm"] * (1.0 - self.config.train.min_delta):
+            self.stall = {"epoch": self.epoch, "val_mm": val_mm}
+
     def fit(self) -> TrainResult:
-        """Train from the current epoch to ``train.epochs``; rank 0 writes checkpoints."""
+        """Train from the current epoch to ``train.epochs`` or until :meth:`converged`.
+
+        Rank 0 validates and writes the checkpoints.
+        """
         epochs = self.config.train.epochs
         n_train = len(self._train_source)
         if self.context.is_main and not self.quiet and self.epoch < epochs:
@@ -494,6 +518,8 @@ class Trainer:
                 "in memory" if self.in_memory else "streaming",
             )
         for epoch in range(self.epoch, epochs):
+            if self.converged():
+                break
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_time = self.train_epoch(epoch)
             self.scheduler.step()
@@ -517,6 +543,7 @@ class Trainer:
                 }
                 self.history.append(row)
                 improved = val_mm < self.best["val_mm"]
+                self._update_stall(val_mm)
                 if improved:
                     self.best = {"epoch": self.epoch, "val_mm": val_mm}
                     save_checkpoint(self.files.best, self.state(full=False))
@@ -537,6 +564,13 @@ class Trainer:
                         "  *best" if improved else "",
                     )
             _barrier(self.context)
+        stopped = self.converged()
+        if stopped and self.context.is_main and not self.quiet:
+            logger.info(
+                "early stop after epoch %d: no improvement by %g since epoch %d (patience %d)",
+                self.epoch, self.config.train.min_delta, self.stall["epoch"],
+                self.config.train.patience,
+            )  # fmt: skip
         return TrainResult(
             run_dir=self.files.root,
             epochs=self.epoch,
@@ -544,6 +578,7 @@ class Trainer:
             best_val_mm=float(self.best["val_mm"]),
             train_seconds=self.train_seconds,
             num_parameters=self.num_parameters,
+            stopped_early=stopped,
         )
 
 
@@ -573,6 +608,14 @@ def train(
     if context.device.type == "cpu":
         reuse_freed_memory()  # large per-step tensors: reuse heap blocks (~1.4x faster on CPU)
     setup = prepare_run(config, run_dir, resume=resume, context=context)
+    if is_pca(setup.config):  # the linear 3DMM: closed form on rank 0, no epochs
+        if context.is_main:
+            from deep3dmm.viz.curves import plot_curves
+
+            result = fit_pca_run(setup, run_dir, device=context.device, quiet=quiet)
+            plot_curves([result.run_dir], RunFiles(result.run_dir).curves)
+        _barrier(context)
+        return result if context.is_main else fit_pca_run(setup, run_dir, device=context.device)
     trainer = Trainer(setup, run_dir, context=context, quiet=quiet)
     if resume and trainer.resume():
         if context.is_main and not quiet:
