@@ -109,7 +109,7 @@ LOCAL_CHANGE_LIMITS = {
 JOINT_NOISE = 0.04
 # Per subject style: each finger's share of the pose (<= 1 keeps the tested peak angles)
 # and how far a finger's middle and tip joints lag its base joint (normalised time).
-FINGER_INTENSITY = (0.7, 1.0)
+FINGER_INTENSITY = (0.5, 1.0)
 JOINT_LAG = (0.0, 0.06)
 # Fingers of one pose start within 15 % of the sequence of each other and hold 10-30 %.
 KEY_TIMES = {"onset": (0.05, 0.2), "rise": (0.12, 0.3), "hold": (0.1, 0.3), "fall": (0.12, 0.3)}
