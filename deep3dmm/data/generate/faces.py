@@ -72,7 +72,7 @@ FACE_EXPRESSIONS: dict[str, dict[str, float]] = {
         "noseSneerLeft": 0.4, "noseSneerRight": 0.4, "jaw": 0.16,
     },
     "cheeks_in": {
-        "mouthPucker": 0.8, "mouthFunnel": 0.4, "mouthRollLower": 0.3, "cheekPuff": -0.6,
+        "mouthPucker": 0.6, "mouthFunnel": 0.4, "mouthRollLower": 0.3, "cheekPuff": -0.5,
     },
     "eyebrow": {
         "browInnerUp": 1.0, "browOuterUpLeft": 1.0, "browOuterUpRight": 1.0,
@@ -112,7 +112,7 @@ FACE_EXPRESSIONS: dict[str, dict[str, float]] = {
     "mouth_open": {
         "jaw": 0.18, "jawOpen": 0.25, "mouthLowerDownLeft": 0.4, "mouthLowerDownRight": 0.4,
     },
-    "mouth_side": {"mouthLeft": 1.0, "jawLeft": 0.6},
+    "mouth_side": {"mouthLeft": 0.8, "jawLeft": 0.6},
     "mouth_up": {
         "mouthShrugLower": 0.7, "mouthShrugUpper": 0.6,
         "mouthFrownLeft": 0.3, "mouthFrownRight": 0.3,
@@ -123,6 +123,7 @@ FACE_EXPRESSIONS: dict[str, dict[str, float]] = {
     "jaw_right": {"jawRight": 0.8, "mouthRight": 0.4, "jaw": 0.04},
 }  # fmt: skip
 JAW = "jaw"
+EYE_UNITS = ("eye", "cheekSquint")
 
 # anny local changes that act on the face (cheeks, chin, brows, eyes, forehead, mouth,
 # nose, head shape, ears); no neck, torso or limb labels, no rigid head translation.
@@ -174,6 +175,9 @@ EXPRESSION_GAIN = 1.7
 # them lips fold through each other.
 MAX_WEIGHT = 1.7
 MAX_JAW = 0.3
+# Eyelid and cheek-squint units stay within anny's range (beyond it the lower eyelid
+# folds into the upper one).
+MAX_EYE_WEIGHT = 1.0
 
 
 def face_mesher() -> AnnyMesher:
@@ -236,7 +240,12 @@ def sample_style(
         if unit.endswith("Left") and other in units:
             shifted = keys[:, :, units.index(other)] + lag[:, :, i, None]
             keys[:, :, i] = np.clip(shifted, 0.02, 0.98)
-    cap = np.array([MAX_JAW if unit == JAW else MAX_WEIGHT for unit in units])  # (K,)
+    cap = np.array(
+        [
+            MAX_JAW if unit == JAW else MAX_EYE_WEIGHT if unit.startswith(EYE_UNITS) else MAX_WEIGHT
+            for unit in units
+        ]
+    )  # (K,)
     deviation = rng.normal(0.0, JAW_DEVIATION, (subjects, len(names)))  # (S, E)
     return np.clip(peaks[None] * gains, -cap, cap), keys, deviation
 
@@ -309,6 +318,7 @@ def make_faces(
         unit_gain_sigma=UNIT_GAIN_SIGMA,
         max_weight=MAX_WEIGHT,
         max_jaw=MAX_JAW,
+        max_eye_weight=MAX_EYE_WEIGHT,
         asymmetry=ASYMMETRY,
         expression_gain=EXPRESSION_GAIN,
         side_lag=SIDE_LAG,
