@@ -25,6 +25,8 @@ COMMAND_MODULES = [
     "train",
     "runs",
     "analysis",
+    "export",
+    "viewer",
     "image",
     "image_demos",
     "image_vision",

@@ -47,3 +47,12 @@ else
   echo "[setup] $VENV is up to date"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# three.js for `deep3dmm view`: npm ci from the tracked package-lock.json (node_modules is
+# git-ignored); without npm, `deep3dmm view` says how to install it.
+WEB="$ROOT/deep3dmm/viewer/web"
+if [ ! -f "$WEB/node_modules/three/build/three.module.js" ] && command -v npm >/dev/null 2>&1; then
+  echo "[setup] installing three.js for the viewer (npm ci)"
+  npm ci --prefix "$WEB" --no-audit --no-fund --silent \
+    || echo "[setup] npm ci failed: run 'deep3dmm view --setup' later"
+fi

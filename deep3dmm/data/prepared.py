@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deep3dmm.atomic import atomic_dir
+from deep3dmm.atomic import atomic_dir, recover_dir
 from deep3dmm.errors import DatasetError, Deep3DMMError
 from deep3dmm.mesh.template import UNITS, Template
 
@@ -95,9 +95,18 @@ class PreparedDatasetWriter:
         self._dir_context = atomic_dir(self.out_dir)
         self._tmp = self._dir_context.__enter__()
         shape = (self.capacity, self.template.num_vertices, 3)
-        self._vertices = np.lib.format.open_memmap(
-            self._tmp / "vertices.npy", mode="w+", dtype=np.float32, shape=shape
-        )
+        try:
+            self._vertices = np.lib.format.open_memmap(
+                self._tmp / "vertices.npy", mode="w+", dtype=np.float32, shape=shape
+            )
+            # Reserve the blocks now: a full disk is an error here, not a SIGBUS when the
+            # memory map is written later.
+            with open(self._tmp / "vertices.npy", "r+b") as handle:
+                os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as exc:
+            self._vertices = None
+            self._dir_context.__exit__(type(exc), exc, exc.__traceback__)
+            raise _write_error(exc, self.out_dir) from exc
         return self
 
     def add(self, vertices: np.ndarray, rows: Sequence[IndexRow]) -> None:
@@ -122,7 +131,10 @@ class PreparedDatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             if exc_type is None:
-                self._finish()
+                try:
+                    self._finish()
+                except OSError as error:
+                    raise _write_error(error, self.out_dir) from error
         except BaseException as error:
             self._vertices = None
             self._dir_context.__exit__(type(error), error, error.__traceback__)
@@ -175,6 +187,15 @@ class PreparedDatasetWriter:
         (self._tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
+def _write_error(exc: OSError, out_dir: Path) -> DatasetError:
+    """A failed write (disk full, file too large, read-only) as a typed error."""
+    return DatasetError(
+        f"could not write the dataset ({exc.strerror or exc}); nothing was replaced",
+        path=out_dir,
+        fix="free disk space or choose another --out (any previous dataset there is intact)",
+    )
+
+
 def write_prepared_dataset(
     out_dir: str | os.PathLike,
     template: Template,
@@ -213,6 +234,7 @@ class PreparedDataset:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        recover_dir(self.path)  # a crash mid-swap of a rewrite kept the old folder aside
         if not self.path.is_dir():
             raise DatasetError(
                 "prepared dataset folder not found",

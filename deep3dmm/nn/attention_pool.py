@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
+from deep3dmm.nn.config import ATTENTION_MODES, NORMALIZATIONS
 from deep3dmm.nn.sparse import (
     constant_spmm,
     csr_from_buffers,
@@ -26,8 +27,6 @@ __all__ = ["AttentionPool", "ATTENTION_MODES", "NORMALIZATIONS"]
 log = logging.getLogger(__name__)
 _WARNED: set[tuple[int, int]] = set()  # (top_k, V_in) pairs already reported
 
-ATTENTION_MODES = ("fused", "learned", "prior")
-NORMALIZATIONS = ("l1", "softmax")
 _FROZEN = (
     "frozen_crow",
     "frozen_col",

@@ -35,6 +35,7 @@ __all__ = [
     "capture_rng_state",
     "restore_rng_state",
     "clean_stale_temporaries",
+    "keep_previous",
     "LoadedRun",
     "load_run",
 ]
@@ -151,16 +152,28 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write a checkpoint dict atomically (temporary sibling, then rename).
+    """Write a checkpoint dict atomically and durably (temporary sibling, fsync, rename).
 
     Args:
         path: the target ``.pt`` file.
         state: plain containers of tensors, numbers and strings (loadable with
             ``torch.load(weights_only=True)``).
+
+    Raises:
+        CheckpointError: the write failed (disk full, file too large, read-only folder);
+            the previous file at ``path`` is untouched and no temporary file is left.
     """
     state = {"format": CHECKPOINT_FORMAT, **state}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as exc:  # torch's zip writer raises RuntimeError
+        detail = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"could not write the checkpoint ({detail}); the previous one is intact",
+            path=path,
+            fix="free disk space (or raise the file-size limit), then continue with --resume",
+        ) from exc
 
 
 def safe_torch_load(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
@@ -246,6 +259,24 @@ def check_compatible(
             path=path,
             fix="use the dataset (and template) the run was trained on",
         )
+
+
+def keep_previous(path: Path, previous: Path) -> None:
+    """Keep the current ``path`` as ``previous`` (a hard link, so no copy) before a rewrite.
+
+    ``path`` itself is never absent: the link is made beside it and renamed onto
+    ``previous``, then the caller replaces ``path`` atomically.
+    """
+    if not path.is_file():
+        return
+    with atomic_path(previous) as tmp:
+        tmp.unlink()
+        try:
+            os.link(path, tmp)
+        except OSError:  # no hard links here: copy
+            import shutil
+
+            shutil.copyfile(path, tmp)
 
 
 def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -35,14 +35,14 @@ logger = logging.getLogger(__name__)
 #: (section, option) pairs that mean something for a pca run; any other given option is an error.
 PCA_APPLIES = frozenset(
     {("data", k) for k in ("path", "protocol", "holdout", "val_fraction", "test_fraction")}
-    | {("model", "preset"), ("model", "latent")}
+    | {("model", "preset"), ("model", "kind"), ("model", "latent")}
     | {("train", k) for k in ("seed", "device", "memory_limit_mb", "eval_batch_size")}
 )
 
 
 def is_pca(config) -> bool:
     """Whether a :class:`~deep3dmm.train.config.RunConfig` is a linear-3DMM run."""
-    return config.model.preset == "pca"
+    return config.model.kind == "pca"
 
 
 def check_pca_options(given: dict[str, dict], names: dict[tuple[str, str], str] | None = None):
@@ -137,8 +137,9 @@ def fit_pca_run(setup, run_dir, *, device: torch.device, quiet: bool = False):
     model = model.float().to(device)
     std = torch.as_tensor(setup.normalization.std, device=device)  # (V, 3)
     parts = {
-        part: RegisteredMeshDataset(dataset, part, split_spec=setup.split,
-                                    normalization=setup.normalization)  # fmt: skip
+        part: RegisteredMeshDataset(
+            dataset, part, split_spec=setup.split, normalization=setup.normalization
+        )  # fmt: skip
         for part in ("train", "val")
     }
     batch = config.train.eval_batch_size

@@ -51,7 +51,7 @@ def test_pca_run_folder_is_ordinary(pca_run):
         assert path.is_file(), path
     config = load_config(files.config)
     assert config.model.preset == "pca" and config.model.latent == 3
-    assert config.model.conv is None and config.model.pool is None
+    assert "conv" not in config.model.to_dict() and "pool" not in config.model.to_dict()
     state = load_checkpoint(files.last)
     assert state["epoch"] == 1 and state["model_config"]["kind"] == "pca"
     assert state["fit"]["method"] == "exact" and state["num_parameters"] == 4 * 162 * 3
@@ -78,7 +78,10 @@ def test_pca_with_options_that_do_not_apply_exits_2(spheres, tmp_path, capsys):
     assert "options --conv, --pool, --lr, --epochs do not apply to --preset pca" in err
     assert "Traceback" not in err and not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match="model option.s. conv, K do not apply to preset 'pca'"):
-        ModelConfig(preset="pca", latent=4, conv="spiral", K=3)
+        ModelConfig.from_preset("pca", latent=4, conv="spiral", K=3)
+    code = main(["train", "--data", str(spheres.path), "--kind", "pca", "--epochs", "3",
+                 "--out", str(tmp_path / "run")])  # fmt: skip
+    assert code == 2 and "option --epochs does not apply" in capsys.readouterr().err
 
 
 def test_pca_with_too_few_training_meshes(spheres8, tmp_path, capsys):
