@@ -96,7 +96,8 @@ def spmm(a: Tensor, x: Tensor) -> Tensor:
     On CPU in float32 the product runs as a weighted bag sum, ``F.embedding_bag`` over the
     CSR arrays (row :math:`i` is :math:`\sum_e a_e x_{col_e}` over its entries), whose
     FBGEMM kernel beats ``torch.sparse.mm`` (MKL) on the mesh operators (measured figures:
-    docs/models.md). Other dtypes and devices use ``torch.sparse.mm``. Entries may repeat a column within a row (they add up).
+    docs/models.md). Other dtypes and devices use ``torch.sparse.mm``. Entries may repeat a
+    column within a row (they add up).
 
     Shapes:
         a ``(R, N)`` sparse CSR, x ``(N, F)`` -> ``(R, F)``.
