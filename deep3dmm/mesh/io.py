@@ -192,15 +192,6 @@ def _check_declared_counts(path: Path, suffix: str) -> None:
         )
 
 
-def _obj_digits(vertices: np.ndarray) -> int:
-    """Decimal places that make float32 coordinates survive a text round trip exactly."""
-    magnitude = np.abs(vertices[vertices != 0])
-    if magnitude.size == 0:
-        return 8
-    # 9 significant digits identify a float32 uniquely.
-    return int(np.clip(9 - np.floor(np.log10(magnitude.min())), 8, 24))
-
-
 def _ascii_ply(vertices: np.ndarray, faces: np.ndarray) -> str:
     """ASCII PLY text; ``%.9g`` keeps every float32 exact (trimesh rounds to 8 decimals)."""
     header = (
@@ -212,6 +203,22 @@ def _ascii_ply(vertices: np.ndarray, faces: np.ndarray) -> str:
     np.savetxt(buffer, vertices, fmt="%.9g")
     np.savetxt(buffer, np.column_stack([np.full(len(faces), 3), faces]), fmt="%d")
     return header + buffer.getvalue()
+
+
+def _ascii_obj(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """OBJ text (``v`` and one-based ``f`` lines); ``%.9g`` keeps every float32 exact."""
+    buffer = io.StringIO()
+    np.savetxt(buffer, vertices, fmt="v %.9g %.9g %.9g")
+    np.savetxt(buffer, faces + 1, fmt="f %d %d %d")
+    return buffer.getvalue()
+
+
+def _ascii_off(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """OFF text; ``%.9g`` keeps every float32 exact."""
+    buffer = io.StringIO()
+    np.savetxt(buffer, vertices, fmt="%.9g")
+    np.savetxt(buffer, np.column_stack([np.full(len(faces), 3), faces]), fmt="%d")
+    return f"OFF\n{len(vertices)} {len(faces)} 0\n" + buffer.getvalue()
 
 
 def write_mesh(
@@ -233,16 +240,14 @@ def write_mesh(
         raise MeshFormatError(f"vertices must be (V, 3), got {vertices.shape}", path=path)
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise MeshFormatError(f"faces must be (F, 3), got {faces.shape}", path=path)
-    mesh = trimesh.Trimesh(vertices=vertices.astype(np.float64), faces=faces, process=False)
     if suffix == ".ply" and binary:
+        mesh = trimesh.Trimesh(vertices=vertices.astype(np.float64), faces=faces, process=False)
         data = trimesh.exchange.ply.export_ply(mesh, encoding="binary", include_attributes=False)
     elif suffix == ".ply":
         data = _ascii_ply(vertices, faces)
     elif suffix == ".obj":
-        data = trimesh.exchange.obj.export_obj(
-            mesh, include_normals=False, include_texture=False, digits=_obj_digits(vertices)
-        )
+        data = _ascii_obj(vertices, faces)
     else:
-        data = trimesh.exchange.off.export_off(mesh, digits=_obj_digits(vertices))
+        data = _ascii_off(vertices, faces)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))

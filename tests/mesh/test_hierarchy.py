@@ -285,15 +285,6 @@ def test_random_reference_vertices_depend_on_seed():
         assert set(row[: 1 + k].tolist()) == set(plain_row[: 1 + k].tolist())
 
 
-def test_benchmark_hierarchy_reports_timings():
-    from deep3dmm.mesh.hierarchy_benchmark import benchmark_hierarchy
-
-    result = benchmark_hierarchy(shapes.icosphere(1), repeats=2, factors=(2,))
-    assert result["num_vertices"] == [42, 21] and result["repeats"] == 2
-    assert 0 < result["build_min_s"] <= result["build_s"]
-    assert 0 < result["cached_load_min_s"] <= result["cached_load_s"]
-
-
 def test_decimation_that_cannot_reach_its_target_warns(caplog):
     # A closed surface cannot collapse below a tetrahedron.
     with caplog.at_level("WARNING", logger="deep3dmm.mesh.decimation"):
