@@ -19,7 +19,8 @@ are sized so the whole study takes about two hours on 2 CPU cores (``--list`` pr
 estimate, from :data:`SECONDS_PER_MESH_EPOCH`, measured); the published schedules
 (``--full``, 300 epochs, for a GPU) are in :data:`FULL`. Every run resumes: a killed study,
 started again with the same command, skips finished runs and continues the unfinished one
-from its last completed epoch (the trainer's ``--resume``).
+from its last completed epoch (the trainer's ``--resume``). Each root keeps its own copy of
+the datasets (``ROOT/data``): after the generators change, start a fresh ``--root``.
 
     python scripts/study.py                       # the whole study, then docs/results.md
     python scripts/study.py --only 'faces/latent16/*'
