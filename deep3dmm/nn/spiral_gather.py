@@ -28,8 +28,10 @@ __all__ = ["SpiralTables", "spiral_gather_linear", "spiral_matmul_gather"]
 
 
 def _transpose_table(index: Tensor, bags: int) -> tuple[Tensor, Tensor]:
-    """CSR transpose of a flat index list: for every target ``t < bags`` the positions ``p``
-    with ``index[p] == t``, in increasing ``p``. Returns ``(positions (E,), offsets (bags+1,))``.
+    """CSR transpose of a flat index list.
+
+    For every target ``t < bags``, the positions ``p`` with ``index[p] == t`` in increasing
+    order. Returns ``(positions (E,), offsets (bags+1,))``.
     """
     positions = torch.sort(index, stable=True).indices
     offsets = torch.zeros(bags + 1, dtype=torch.long, device=index.device)
@@ -58,8 +60,11 @@ class SpiralTables:
         self._batched: dict[tuple, tuple[Tensor, Tensor]] = {}
 
     def batched(self, name: str, batch: int) -> tuple[Tensor, Tensor]:
-        """``(indices, offsets)`` of table ``name`` repeated for ``batch`` samples, each copy
-        shifted by the sample's row offset in the flattened source (cached per batch size)."""
+        """``(indices, offsets)`` of table ``name`` repeated for ``batch`` samples.
+
+        Each copy is shifted by its sample's row offset in the flattened source; cached per
+        batch size.
+        """
         key = (name, batch)
         if key not in self._batched:
             rows = self.vertices * self.length
