@@ -7,13 +7,14 @@ Data is written to a temporary sibling and moved into place with ``os.replace``
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_dir", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_dir", "atomic_write_text", "file_digest"]
 
 
 def _umask() -> int:
@@ -77,3 +78,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def file_digest(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:
+    """First 16 hex digits of the SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()[:16]

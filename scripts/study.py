@@ -201,18 +201,20 @@ def epochs_of(spec: RunSpec, args) -> int:
 
 
 def is_finished(spec: RunSpec, root: Path, args) -> bool:
-    """Trained for all the epochs of the schedule and evaluated on the test split (the
-    evaluation is written after training, so a run extended by more epochs is re-evaluated)."""
+    """Trained for all the epochs of the schedule, and its stored test evaluation belongs to
+    the current best checkpoint, split and dataset content (its provenance record; a run
+    extended by more epochs, or whose dataset was regenerated, is re-evaluated)."""
     from deep3dmm.analysis.compare import summarize_run
     from deep3dmm.train import RunFiles
 
     files = RunFiles(root / spec.name)
-    test = files.eval / "test.json"
-    if not (test.is_file() and files.last.is_file()):
+    if not ((files.eval / "test.json").is_file() and files.last.is_file()):
         return False
-    if test.stat().st_mtime < files.last.stat().st_mtime:
-        return False  # not evaluated since the last epoch
-    return summarize_run(files.root).epochs >= epochs_of(spec, args)
+    summary = summarize_run(files.root)
+    if summary.stale is not None:
+        log.info("%s: re-evaluating (%s)", files.root, summary.stale)
+        return False
+    return summary.epochs >= epochs_of(spec, args)
 
 
 def run_one(spec: RunSpec, root: Path, args) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deep3dmm.analysis.evaluate import load_eval
+from deep3dmm.analysis.provenance import stale_reason
 from deep3dmm.errors import CheckpointError
 from deep3dmm.train.checkpoint import RunFiles, load_checkpoint
 from deep3dmm.train.config import load_config
@@ -29,6 +30,8 @@ class RunSummary:
         train_seconds: wall time of training (all epochs, validation included).
         best_val_mm: lowest validation error.
         test: the stored test evaluation (``RUN/eval/test.json``) or ``None``.
+        stale: why ``test`` does not describe the run's current best checkpoint, dataset
+            and split (:func:`~deep3dmm.analysis.provenance.stale_reason`), or ``None``.
     """
 
     run: Path
@@ -41,6 +44,7 @@ class RunSummary:
     train_seconds: float
     best_val_mm: float
     test: dict | None
+    stale: str | None = None
 
 
 def summarize_run(run_dir: str | os.PathLike, *, split: str = "test") -> RunSummary:
@@ -54,6 +58,7 @@ def summarize_run(run_dir: str | os.PathLike, *, split: str = "test") -> RunSumm
         raise CheckpointError("not a run folder (no config.toml)", path=files.root)
     config = load_config(files.config)
     state = load_checkpoint(files.last)
+    test = load_eval(files.root, split)
     model = config.model
     return RunSummary(
         run=files.root,
@@ -65,7 +70,8 @@ def summarize_run(run_dir: str | os.PathLike, *, split: str = "test") -> RunSumm
         epochs=int(state["epoch"]),
         train_seconds=float(state["train_seconds"]),
         best_val_mm=float(state["best"]["val_mm"]),
-        test=load_eval(files.root, split),
+        test=test,
+        stale=stale_reason(files.root, test, checkpoint="best"),
     )
 
 
@@ -83,7 +89,11 @@ def _duration(seconds: float) -> str:
 
 
 def markdown_table(summaries: Sequence[RunSummary], *, split: str = "test") -> str:
-    """A Markdown table of the runs (errors in mm; '-' where a run was not evaluated)."""
+    """A Markdown table of the runs (errors in mm; '-' where a run was not evaluated).
+
+    A stale evaluation (another checkpoint, split or dataset content than the run's current
+    ones) prints ``stale`` in place of its numbers, with the reason below the table.
+    """
     header = (
         f"| run | model | conv | pool | latent | parameters | epochs | training time "
         f"| val mm (best) | {split} mean mm | {split} median mm | {split} std mm |"
@@ -92,7 +102,9 @@ def markdown_table(summaries: Sequence[RunSummary], *, split: str = "test") -> s
     for s in summaries:
         test = s.test or {}
 
-        def cell(key: str, test=test) -> str:
+        def cell(key: str, test=test, stale=s.stale) -> str:
+            if stale is not None and key in test:
+                return "stale"
             return f"{test[key]:.3f}" if key in test else "-"
 
         lines.append(
@@ -100,4 +112,7 @@ def markdown_table(summaries: Sequence[RunSummary], *, split: str = "test") -> s
             f"{s.num_parameters:,} | {s.epochs} | {_duration(s.train_seconds)} | "
             f"{s.best_val_mm:.3f} | {cell('mean_mm')} | {cell('median_mm')} | {cell('std_mm')} |"
         )
+    notes = [f"- {s.run.name}: {split} evaluation stale: {s.stale}" for s in summaries if s.stale]
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"

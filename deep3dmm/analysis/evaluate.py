@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from deep3dmm.analysis.inputs import split_rows
+from deep3dmm.analysis.provenance import eval_provenance
 from deep3dmm.atomic import atomic_path, atomic_write_text
 from deep3dmm.errors import ConfigError
 from deep3dmm.train.checkpoint import LoadedRun, RunFiles, load_run
@@ -47,8 +48,10 @@ class EvalResult:
         per_sequence: sequence -> {"meshes", "mean_mm", "median_mm"}.
         per_subject: subject -> {"meshes", "mean_mm", "median_mm"}.
         per_vertex_mm: ``(V,)`` mean error of each vertex over the meshes.
-        checkpoint: which checkpoint ("best"/"last") and its epoch.
+        checkpoint: which checkpoint ("best"/"last"), its epoch and file hash.
         dataset: the dataset folder.
+        provenance: checkpoint, dataset content hash and split the numbers come from
+            (see :mod:`deep3dmm.analysis.provenance`).
     """
 
     split: str
@@ -62,6 +65,7 @@ class EvalResult:
     per_vertex_mm: np.ndarray
     checkpoint: dict
     dataset: str
+    provenance: dict | None = None
 
     def to_json(self) -> dict:
         """The summary as JSON-able dict (the per-vertex array goes to a .npy file)."""
@@ -76,6 +80,7 @@ class EvalResult:
             "per_subject": self.per_subject,
             "checkpoint": self.checkpoint,
             "dataset": self.dataset,
+            "provenance": self.provenance,
         }
 
 
@@ -156,6 +161,8 @@ def evaluate_run(
 
     Raises:
         CheckpointError: the data does not match the checkpoint (vertex count, template hash).
+        DatasetError: the run's split was made for other data (the dataset's content hash
+            differs: re-imported, regenerated or another dataset).
         ConfigError: unknown split or an empty split.
     """
     if split not in PARTS:
@@ -165,9 +172,9 @@ def evaluate_run(
         run = load_run(run, checkpoint=checkpoint, device=torch_device)
     else:
         run.model.to(torch_device)
-    dataset = run.open_dataset(data)
-    run.split.check(len(dataset))
+    dataset = run.open_dataset(data)  # checks the split's content hash too
     rows = split_rows(run, split, fix="evaluate another split")
+    epoch = int(run.checkpoint.get("epoch", 0))
     errors = reconstruction_errors(
         run.model,
         dataset.vertices,
@@ -188,8 +195,16 @@ def evaluate_run(
         per_sequence=_breakdown(dataset.sequences[rows], errors),
         per_subject=_breakdown(dataset.subjects[rows], errors),
         per_vertex_mm=errors.mean(axis=0),
-        checkpoint={"name": checkpoint, "epoch": int(run.checkpoint.get("epoch", 0))},
+        checkpoint={"name": run.checkpoint_name, "epoch": epoch, "sha256": run.checkpoint_sha256},
         dataset=str(dataset.path),
+        provenance=eval_provenance(
+            run.run_dir,
+            checkpoint=run.checkpoint_name,
+            epoch=epoch,
+            checkpoint_sha256=run.checkpoint_sha256,
+            dataset=dataset,
+            split=split,
+        ),
     )
     if write:
         files = RunFiles(run.run_dir)

@@ -17,7 +17,7 @@ import numpy as np
 
 from deep3dmm.analysis.inputs import dataset_row, split_rows
 from deep3dmm.analysis.latent import reconstruct
-from deep3dmm.errors import ConfigError
+from deep3dmm.errors import ConfigError, DatasetError
 from deep3dmm.mesh import write_mesh
 
 __all__ = ["RenderResult", "choose_rows", "render_run", "compare_figure"]
@@ -177,10 +177,19 @@ def compare_figure(
     from deep3dmm.viz.figures import comparison_figure
 
     runs = [load_run(r, checkpoint=checkpoint) for r in run_dirs]
-    dataset = runs[0].open_dataset()
+    dataset = runs[0].open_dataset()  # the first run's split fits this data
     for run in runs[1:]:
-        run.open_dataset(dataset.path)  # same template as the first run
+        run.open_dataset(dataset.path, check_split=False)  # same template as the first run
     rows = choose_rows(runs[0], dataset, split=split, count=count, ids=ids)
+    if not ids and split != "train":
+        for name, run in zip(list(run_dirs)[1:], runs[1:]):
+            trained = np.intersect1d(rows, run.split.train) if _same_data(run, dataset) else []
+            if len(trained):
+                raise DatasetError(
+                    f"{len(trained)} of the drawn {split} meshes (rows "
+                    f"{', '.join(map(str, trained[:5]))}) are training meshes of {name}",
+                    fix="compare runs trained with the same split, or pass --ids",
+                )
     inputs = np.asarray(dataset.vertices[rows], dtype=np.float32)  # (N, V, 3)
     recons = [reconstruct(run, inputs) for run in runs]  # R x (N, V, 3)
     errors = [_errors_mm(r, inputs, dataset.to_millimetres) for r in recons]  # R x (N, V)
@@ -198,6 +207,12 @@ def compare_figure(
         max_mm=max_mm,
         camera=camera,
     )
+
+
+def _same_data(run, dataset) -> bool:
+    """Whether ``run``'s split indexes ``dataset`` (it was made for the same content)."""
+    recorded = run.split.params.get("dataset")
+    return recorded is None or recorded == dataset.meta.get("content_hash")
 
 
 def _unique_names(paths: list[Path]) -> list[str]:

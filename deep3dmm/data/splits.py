@@ -121,8 +121,10 @@ class Split:
         recorded = self.params.get("dataset")
         if content_hash is not None and recorded is not None and recorded != content_hash:
             raise DatasetError(
-                f"split was made for dataset {recorded}, not {content_hash}",
-                fix="recompute the split for this dataset",
+                f"split was made for dataset content {recorded}, but this dataset's content "
+                f"is {content_hash} (re-imported, regenerated or another dataset): its rows "
+                "would mix training meshes into the evaluated ones",
+                fix="use the dataset the run was trained on, or train a new run on this one",
             )
         for name in PARTS:
             rows = self[name]

@@ -249,7 +249,7 @@ class AttentionPool(nn.Module):
         """The learned head ``A``: top-k column indices and their normalised weights.
 
         Returns:
-            ``(indices (V_out, k) long, distinct within a row, in no particular order;
+            ``(indices (V_out, k) long, distinct and ascending within a row;
             weights (V_out, k))``; ``weights`` carries gradients to the keys and queries.
             The indices are the exact top-k of the cosine scores, found by
             :func:`~deep3dmm.nn.topk.score_topk` from the previous call's candidates, or with

@@ -32,7 +32,9 @@ def score_topk(
 
     Rows that fail the check (and every row on the first call) get fresh candidates from a
     full ``topk(width)``. The result is the exact top-k (ties broken arbitrarily, as
-    ``torch.topk``); the candidates only decide how much work it takes. The dense scores
+    ``torch.topk``), sorted by column within each row, so neither the candidates nor the
+    path taken change the order of later float sums: a resumed run (which starts without
+    candidates) computes bit for bit what the uninterrupted run does. The dense scores
     are built ``chunk_rows`` rows at a time and never carry a batch dimension.
 
     Args:
@@ -45,8 +47,8 @@ def score_topk(
         chunk_rows: rows of ``S`` formed at once.
 
     Returns:
-        ``(index (R, k) long, in no particular order within a row; candidates (R, width) for
-        the next call, or None; refreshed: the number of rows that needed a full topk)``.
+        ``(index (R, k) long, ascending within a row; candidates (R, width) for the next
+        call, or None; refreshed: the number of rows that needed a full topk)``.
     """
     rows, columns = queries.shape[1], keys.shape[1]
     width = min(columns, 2 * k if width is None else max(int(width), k))
@@ -55,7 +57,7 @@ def score_topk(
         for start in range(0, rows, chunk_rows):
             scores = queries[:, start : start + chunk_rows].t() @ keys  # (rows, N)
             index[start : start + chunk_rows] = scores.topk(k, dim=1, sorted=False).indices
-        return index, None, rows
+        return index.sort(1).values, None, rows
     reuse = (
         candidates is not None
         and candidates.shape == (rows, width)
@@ -85,4 +87,4 @@ def score_topk(
         fresh[start + stale] = best
         index[start + stale] = best[:, :k]
         refreshed += int(stale.numel())
-    return index, fresh, refreshed
+    return index.sort(1).values, fresh, refreshed

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deep3dmm.atomic import atomic_path
+from deep3dmm.atomic import atomic_path, file_digest
 from deep3dmm.errors import CheckpointError
 
 __all__ = [
@@ -244,6 +244,8 @@ class LoadedRun:
         hierarchy: the mesh hierarchy the model was built on.
         split: the train / val / test rows.
         checkpoint: the checkpoint dict without its weights (epoch, history, best, data, ...).
+        checkpoint_name: "best" or "last".
+        checkpoint_sha256: first 16 hex digits of the checkpoint file's SHA-256.
     """
 
     run_dir: Path
@@ -253,12 +255,19 @@ class LoadedRun:
     hierarchy: Any
     split: Any
     checkpoint: dict[str, Any]
+    checkpoint_name: str = "best"
+    checkpoint_sha256: str = ""
 
-    def open_dataset(self, path: str | os.PathLike | None = None):
+    def open_dataset(self, path: str | os.PathLike | None = None, *, check_split: bool = True):
         """Open the run's dataset (or ``path``) and check it matches the checkpoint.
+
+        With ``check_split`` the run's split must have been made for this dataset's content
+        (its ``content_hash``): rows of a re-imported or regenerated dataset would mix
+        training meshes into the test rows.
 
         Raises:
             CheckpointError: the dataset's vertex count or template differ from training.
+            DatasetError: the split was made for other data (``check_split``).
         """
         from deep3dmm.data import PreparedDataset
 
@@ -270,6 +279,8 @@ class LoadedRun:
             path=self.run_dir,
             data_path=dataset.path,
         )
+        if check_split:
+            self.split.check(len(dataset), content_hash=dataset.meta.get("content_hash"))
         return dataset
 
 
@@ -306,7 +317,9 @@ def load_run(
             path=files.root,
             fix="pass the folder given to `deep3dmm train --out`",
         )
-    state = load_checkpoint(getattr(files, checkpoint), map_location=device)
+    path = getattr(files, checkpoint)
+    digest = file_digest(path) if path.is_file() else ""
+    state = load_checkpoint(path, map_location=device)
     hierarchy = MeshHierarchy.load(files.hierarchy)
     expected = state.get("data", {}).get("hierarchy_hash")
     if expected is not None and hierarchy.hash != expected:
@@ -327,4 +340,6 @@ def load_run(
         hierarchy=hierarchy,
         split=Split.load(files.split),
         checkpoint=state,
+        checkpoint_name=checkpoint,
+        checkpoint_sha256=digest,
     )

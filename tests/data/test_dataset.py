@@ -48,7 +48,7 @@ def test_split_spec_is_checked(prepared, tmp_path):
 
     other = make_prepared(tmp_path / "other", subjects=1, sequences=1, frames=20, seed=5)
     spec = make_split(prepared)
-    with pytest.raises(DatasetError, match="split was made for dataset"):
+    with pytest.raises(DatasetError, match="split was made for dataset content"):
         RegisteredMeshDataset(other, split_spec=spec)
     with pytest.raises(ConfigError, match="unknown split 'training'"):
         RegisteredMeshDataset(prepared, "training")
