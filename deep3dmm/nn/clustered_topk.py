@@ -101,7 +101,9 @@ class ClusteredTopK:
     # ------------------------------------------------------------------ search
     @torch.no_grad()
     def __call__(self, queries: Tensor, keys: Tensor) -> Tensor:
-        """Indices ``(R, k)`` of the (approximate, or with ``certify`` exact) top-k columns.
+        """Indices ``(R, k)`` of the top-k columns (approximate; exact with ``certify``).
+
+        Ascending within a row.
 
         Args:
             queries: ``(d, R)`` unit columns.
@@ -111,7 +113,7 @@ class ClusteredTopK:
         if keys.device.type == "cpu":
             torch.set_num_threads(1)
         try:
-            index = self._search(queries, keys)
+            index = self._search(queries, keys).sort(dim=1).values  # ascending within a row
         finally:
             torch.set_num_threads(threads)
         self.previous = index
