@@ -143,49 +143,44 @@ class ClusteredTopK:
         row_order = torch.argsort(group, stable=True)
         counts = torch.bincount(group, minlength=clusters).tolist()
         index = torch.empty(rows, k, dtype=torch.long, device=keys.device)
-        kth = torch.empty(rows, dtype=keys.dtype, device=keys.device)
-        columns_all = members[near].reshape(clusters, -1)  # (C, P*width)
+        best = torch.empty(rows, k, dtype=keys.dtype, device=keys.device)
+        probed_columns = members[near].reshape(clusters, -1)  # (C, P*width), -1 padded
+        valid = probed_columns >= 0
+        columns_of = torch.split(probed_columns[valid], valid.sum(1).tolist())
+        q_rows, k_rows = queries.t().contiguous(), keys.t().contiguous()  # (R, d), (N, d)
+        everything = torch.arange(n, device=keys.device)
         for c, rows_c in enumerate(torch.split(row_order, counts)):
             if rows_c.numel() == 0:
                 continue
-            columns = columns_all[c]
-            columns = columns[columns >= 0]
-            if columns.numel() < k:  # fewer probed keys than k: the dense rows
-                columns = torch.arange(n, device=keys.device)
-            scores = queries[:, rows_c].t() @ keys[:, columns]  # (rows_c, keys probed)
-            top = scores.topk(k, dim=1)
+            columns = columns_of[c] if columns_of[c].numel() >= k else everything
+            scores = q_rows.index_select(0, rows_c) @ k_rows.index_select(0, columns).t()
+            top = scores.topk(k, dim=1, sorted=False)  # (rows_c, k) of (rows_c, probed keys)
             index[rows_c] = columns[top.indices]
-            kth[rows_c] = top.values[:, -1]
+            best[rows_c] = top.values
         previous = self.previous
         if previous is not None and previous.shape == index.shape:
-            index, kth = self._merge(queries, keys, index, previous.to(keys.device), group,
-                                     assignment, near, k)  # fmt: skip
+            index, best = self._merge(q_rows, k_rows, index, best, previous.to(keys.device),
+                                      group, assignment, near)  # fmt: skip
+        kth = best.amin(1)
         if self.certify:
             self._certify(queries, keys, centroids, assignment, near, group, index, kth, k)
         return index
 
-    def _merge(self, queries, keys, index, previous, group, assignment, near, k):
+    def _merge(self, q_rows, k_rows, index, best, previous, group, assignment, near):
         """Best ``k`` of this call's and the previous call's columns, by current scores.
 
-        Previous columns inside a probed cluster were scored already and are dropped, so no
-        column appears twice.
+        Previous columns inside a probed cluster were scored already; only the others are
+        scored (one dot product each), so no column appears twice.
         """
-        clusters = near.shape[0]
-        probed = torch.zeros(clusters, clusters, dtype=torch.bool, device=keys.device)
-        probed[torch.arange(clusters, device=keys.device)[:, None], near] = True
-        columns = torch.cat([index, previous], 1)  # (R, 2k)
-        seen = probed[group[:, None], assignment[previous]]  # (R, k)
-        q_t, k_t = queries.t(), keys.t()
-        kth = torch.empty(columns.shape[0], dtype=keys.dtype, device=keys.device)
-        step = max(1, self.chunk // (2 * k * keys.shape[0]))
-        for start in range(0, columns.shape[0], step):
-            part = columns[start : start + step]
-            scores = (q_t[start : start + step, None, :] * k_t[part]).sum(2)  # (rows, 2k)
-            scores[:, k:] = scores[:, k:].masked_fill(seen[start : start + step], float("-inf"))
-            top = scores.topk(k, dim=1)
-            index[start : start + step] = part.gather(1, top.indices)
-            kth[start : start + step] = top.values[:, -1]
-        return index, kth
+        clusters, k = near.shape[0], index.shape[1]
+        probed = torch.zeros(clusters, clusters, dtype=torch.bool, device=index.device)
+        probed[torch.arange(clusters, device=index.device)[:, None], near] = True
+        row, slot = (~probed[group[:, None], assignment[previous]]).nonzero(as_tuple=True)
+        scores = torch.full_like(best, float("-inf"))
+        column = previous[row, slot]
+        scores[row, slot] = (q_rows[row] * k_rows[column]).sum(1)
+        top = torch.cat([best, scores], 1).topk(k, dim=1, sorted=False)
+        return torch.cat([index, previous], 1).gather(1, top.indices), top.values
 
     def _certify(self, queries, keys, centroids, assignment, near, group, index, kth, k):
         """Recompute from their dense rows the rows the bounds do not certify (in place).
