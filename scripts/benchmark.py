@@ -596,7 +596,8 @@ COLUMNS = {
                 ("fixed_rss_mb", "peak RSS fixed MiB"),
                 ("attention_rss_mb", "peak RSS attention MiB"), ("rss_ratio", "RSS ratio"),
                 ("fixed_cuda_mb", "peak CUDA fixed MiB"),
-                ("attention_cuda_mb", "peak CUDA attention MiB"), ("load", "load")],
+                ("attention_cuda_mb", "peak CUDA attention MiB"),
+                ("recall", "approximate top-k recall per level"), ("load", "load")],
 }  # fmt: skip
 
 
@@ -685,7 +686,9 @@ def write_docs(path: Path, rows: list[dict], args, load_start: float, load_end: 
         "comes from a third subprocess alternating the fixed and attention steps. Attention "
         "uses `topk_search=\"auto\"`: the exact dense search on levels up to "
         "`AUTO_EXACT_SCORES` (5e7) scores, the clustered approximate search above (every "
-        "level-0 mapping of the 20k and 80k templates).",
+        "level-0 mapping of the 20k and 80k templates, and the 20k template's level 1); the "
+        "last columns give each approximate level's recall of the exact top-k after the "
+        "timed steps (fraction of the dense top-k entries found).",
         "data": "## Data loading\n\nBinary PLY files of the COMA template with noise in the "
         "COMA folder layout (scratch folder), imported with `import_coma`, then the train "
         "split of the prepared dataset through a `DataLoader` (batch 32; second epoch, page "

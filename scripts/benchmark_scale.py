@@ -227,16 +227,28 @@ def worker(args) -> dict:
                rss_before_model_mb=round(rss_base))  # fmt: skip
     if device.type == "cuda":
         row["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+    if args.recall:  # the approximate searches' recall of the exact top-k, after the steps
+        from deep3dmm.nn import AttentionPool
+        from deep3dmm.nn.attention_pool import _unit_columns
+        from deep3dmm.nn.clustered_topk import ClusteredTopK
+
+        row["recall"] = {}
+        for pool in model.modules():
+            if isinstance(pool, AttentionPool) and pool.approximate:
+                q, k = _unit_columns(pool.queries).detach(), _unit_columns(pool.keys).detach()
+                found = pool.attention()[0]
+                name = f"{pool.in_vertices}->{pool.out_vertices}"
+                row["recall"][name] = round(ClusteredTopK.recall(found, q, k), 3)
     return row
 
 
-def run_worker(subdivisions: int, pool: str, args, *, build: bool = False) -> dict:
+def run_worker(subdivisions: int, pool: str, args, *, build=False, recall=False) -> dict:
     command = [
         sys.executable, str(Path(__file__).resolve()), "worker",
         "--subdivisions", str(subdivisions), "--pool", pool, "--batch", str(args.scale_batch),
         "--threads", str(args.threads), "--device", args.device,
         "--repeats", str(args.scale_repeats),
-    ] + (["--build"] if build else [])  # fmt: skip
+    ] + (["--build"] if build else []) + (["--recall"] if recall else [])  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -255,7 +267,7 @@ def section_scaling(args) -> list[dict]:
     rows = []
     for level in sizes:
         fixed = run_worker(level, "fixed", args, build=True)  # also times the hierarchy build
-        attention = run_worker(level, "attention", args)
+        attention = run_worker(level, "attention", args, recall=True)
         pair = run_worker(level, "fixed,attention", args)
         row = dict(
             section="scaling", template=SIZES[level], vertices=fixed["vertices"],
@@ -265,6 +277,7 @@ def section_scaling(args) -> list[dict]:
             attention_rss_mb=attention["peak_rss_mb"],
             rss_ratio=round(attention["peak_rss_mb"] / fixed["peak_rss_mb"], 2),
             load=f"{fixed['load_start']}-{pair['load_end']}",
+            recall=", ".join(f"{k} {v}" for k, v in attention.get("recall", {}).items()) or "-",
         )  # fmt: skip
         if "peak_cuda_mb" in fixed:
             row.update(fixed_cuda_mb=fixed["peak_cuda_mb"],
@@ -292,6 +305,7 @@ def main(argv=None) -> int:
     parser.add_argument("--subdivisions", type=int, default=0)
     parser.add_argument("--pool", default="fixed")
     parser.add_argument("--build", action="store_true")
+    parser.add_argument("--recall", action="store_true")
     add_arguments(parser)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))

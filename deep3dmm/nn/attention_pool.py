@@ -126,7 +126,7 @@ class AttentionPool(nn.Module):
         topk_search: how the top-k columns are found. ``"exact"``: dense scores in row chunks
             with last step's candidates (:func:`~deep3dmm.nn.topk.score_topk`), exact;
             ``"approximate"``: clustered keys (:class:`~deep3dmm.nn.clustered_topk.ClusteredTopK`),
-            about ``16 * 128`` scored keys per output row instead of ``V_in``, its recall of
+            about ``16 * 64`` scored keys per output row instead of ``V_in``, its recall of
             the exact top-k measured in docs/benchmarks.md; ``"auto"`` (default): exact up to
             :data:`AUTO_EXACT_SCORES` scores per level (every COMA-sized mesh), approximate
             above (scan resolution).

@@ -57,7 +57,7 @@ class ClusteredTopK:
         self,
         k: int,
         *,
-        cluster_size: int = 128,
+        cluster_size: int = 64,
         probes: int = 16,
         rebuild: int = 10,
         iterations: int = 6,
