@@ -52,9 +52,15 @@ import torch.nn.functional as F
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_scale import add_arguments, section_peer, section_scaling  # noqa: E402
+from benchmark_scale import (  # noqa: E402
+    add_arguments,
+    section_peer,
+    section_scaling,
+    shared_data,
+)
+
+SHARED = shared_data()  # <repo>/../shared/data, or $DEEP3DMM_SHARED/data, or /work/shared/data
 
 log = logging.getLogger("benchmark")
 
