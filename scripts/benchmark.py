@@ -710,6 +710,8 @@ def write_docs(path: Path, rows: list[dict], args, load_start: float, load_end: 
     summary = _peer_summary(rows) + _model_summary(model, cpu=contended)
     if summary:
         lines += ["## Reading", ""] + summary + [""]
+    if ATTEMPTS.is_file():
+        lines += [ATTEMPTS.read_text()]
     atomic_write_text(path, "\n".join(lines))
 
 
@@ -746,6 +748,10 @@ def _model_summary(model: dict[str, dict], *, cpu: bool) -> list[str]:
             "(another job may take the CPU during one measurement and not the next)."
         )
     return out
+
+
+#: Hand-kept log of the speed attempts (measured during development), appended to the page.
+ATTEMPTS = Path(__file__).resolve().parent / "benchmark_attempts.md"
 
 
 def _met(value: float, target: float, *, at_most: bool = False) -> str:
