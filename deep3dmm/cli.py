@@ -25,8 +25,11 @@ COMMAND_MODULES = [
     "train",
     "runs",
     "analysis",
+    "export",
+    "viewer",
     "image",
     "image_demos",
+    "image_vision",
 ]
 
 
@@ -58,6 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency imported without require()
+        if args.debug or (exc.name or "").split(".")[0] in ("deep3dmm", ""):
+            raise
+        from deep3dmm.optional import missing_dependency_error
+
+        print(f"error: {missing_dependency_error(exc.name or str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -19,6 +19,8 @@ Sections:
                subdivided here), batch 4, one subprocess per configuration (peak RSS).
     data       COMA-layout import (meshes/s) and loading through the DataLoader from a
                prepared dataset (meshes/s), to show loading is never the bottleneck.
+    export     (optional, only with --sections export) onnxruntime vs PyTorch inference of
+               the exported autoencoder, batch 1 and 32 (scripts/benchmark_export.py).
 
 Usage:
     python scripts/benchmark.py                       # all sections, writes docs/benchmarks.md
@@ -833,16 +835,23 @@ def main(argv=None) -> int:
     if args.device == "cpu" and not args.no_reuse_memory:
         reuse_freed_memory()
     names = [s for s in args.sections.split(",") if s]
-    unknown = [s for s in names if s not in SECTIONS]
+    sections, columns_of = dict(SECTIONS), dict(COLUMNS)
+    if "export" in names:  # optional: not part of the default run
+        import benchmark_export
+
+        this = sys.modules[__name__]
+        sections["export"] = lambda a: benchmark_export.section_export(a, benchmark=this)
+        columns_of["export"] = benchmark_export.COLUMNS
+    unknown = [s for s in names if s not in sections]
     if unknown:
-        print(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}", file=sys.stderr)
+        print(f"unknown section(s) {unknown}; choose from {[*SECTIONS, 'export']}", file=sys.stderr)
         return 2
     rows = []
     for name in names:
-        rows.extend(SECTIONS[name](args))
+        rows.extend(sections[name](args))
     for name in names:
         part = [r for r in rows if r["section"] == name]
-        columns = [c for c in COLUMNS[name] if any(c[0] in r for r in part)]
+        columns = [c for c in columns_of[name] if any(c[0] in r for r in part)]
         print(f"\n{name}\n" + markdown_rows(part, columns))
     load_end = os.getloadavg()[0]
     elapsed = time.perf_counter() - started

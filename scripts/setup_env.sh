@@ -5,9 +5,17 @@
 # builds from source. PyTorch is pinned to the CPU build (torch==2.13.0) so no CUDA wheels
 # are pulled; an already-installed torch >= 2.1 is left alone.
 # Re-running installs nothing when pyproject.toml and the extras have not changed.
+# Callers that have their own arguments must pass EXTRAS explicitly (`source ... ""`):
+# a sourced script sees the caller's "$@" when it is given none.
+# DEEP3DMM_SKIP_SETUP=1: install nothing and use the python (and `deep3dmm`) already on PATH
+# (an environment you manage yourself; the tests run the scripts this way).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXTRAS="${1:-}"
+if [ "${DEEP3DMM_SKIP_SETUP:-0}" = 1 ]; then
+  echo "[setup] DEEP3DMM_SKIP_SETUP=1: using $(command -v python3 || command -v python) as it is"
+  return 0 2>/dev/null || exit 0
+fi
 VENV="${DEEP3DMM_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 
@@ -39,3 +47,12 @@ else
   echo "[setup] $VENV is up to date"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# three.js for `deep3dmm view`: npm ci from the tracked package-lock.json (node_modules is
+# git-ignored); without npm, `deep3dmm view` says how to install it.
+WEB="$ROOT/deep3dmm/viewer/web"
+if [ ! -f "$WEB/node_modules/three/build/three.module.js" ] && command -v npm >/dev/null 2>&1; then
+  echo "[setup] installing three.js for the viewer (npm ci)"
+  npm ci --prefix "$WEB" --no-audit --no-fund --silent \
+    || echo "[setup] npm ci failed: run 'deep3dmm view --setup' later"
+fi

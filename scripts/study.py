@@ -187,7 +187,7 @@ def run_config(spec: RunSpec, data: Path, *, full: bool, tiny: bool, device: str
         batch, epochs = TINY["batch_size"], TINY["epochs"]
     return RunConfig(
         data=DataConfig(path=str(data), protocol=DATASETS[spec.dataset]["protocol"]),
-        model=ModelConfig(preset=preset, latent=spec.latent, **spec.model),
+        model=ModelConfig.from_preset(preset, latent=spec.latent, **spec.model),
         optim=optim,
         train=TrainConfig(epochs=epochs, batch_size=batch, seed=0, device=device),
     )

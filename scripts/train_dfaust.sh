@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Train COMA, Neural3DMM and their Deep3DMM attention variants on DFAUST bodies.
+# Train COMA, Neural3DMM and their Deep3DMM attention variants, and fit the PCA baseline,
+# on DFAUST bodies.
 #   usage: scripts/train_dfaust.sh DATA_ROOT
 #   env:   EPOCHS (default 300), PREPARED (default data/dfaust), RUNS (default runs/dfaust),
-#          TRAIN_ARGS (extra `deep3dmm train` options, e.g. "--device cuda")
+#          TRAIN_ARGS (extra `deep3dmm train` options, e.g. "--device cuda"),
+#          DEEP3DMM_SKIP_SETUP=1 (use the current Python environment instead of .venv)
 # See docs/training.md for the configurations and expected run times.
 set -euo pipefail
 

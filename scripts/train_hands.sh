@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Train COMA, Neural3DMM and their Deep3DMM attention variants on registered hand meshes.
+# Train COMA, Neural3DMM and their Deep3DMM attention variants, and fit the PCA baseline,
+# on registered hand meshes.
 #   usage: scripts/train_hands.sh DATA_ROOT
 #   env:   UNIT (coordinate unit of the meshes: m, cm or mm; default mm),
 #          EPOCHS (default 300), PREPARED (default data/hands), RUNS (default runs/hands),
-#          TRAIN_ARGS (extra `deep3dmm train` options, e.g. "--device cuda")
+#          TRAIN_ARGS (extra `deep3dmm train` options, e.g. "--device cuda"),
+#          DEEP3DMM_SKIP_SETUP=1 (use the current Python environment instead of .venv)
 # See docs/training.md for the configurations and expected run times.
 set -euo pipefail
 

@@ -63,8 +63,8 @@ def summarize_run(run_dir: str | os.PathLike, *, split: str = "test") -> RunSumm
     return RunSummary(
         run=files.root,
         model=model.preset or f"{model.conv} + {model.pool}",
-        conv=str(model.conv),
-        pool=str(model.pool),
+        conv=model.conv if model.kind == "autoencoder" else "-",  # pca: no convolution
+        pool=model.pool if model.kind == "autoencoder" else "-",
         latent=int(model.latent or 0),
         num_parameters=int(state["num_parameters"]),
         epochs=int(state["epoch"]),

@@ -19,6 +19,7 @@ sequence and frame as ``b``.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ __all__ = [
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
-    for tensor in model.parameters():
+    for tensor in itertools.chain(model.parameters(), model.buffers()):  # pca: buffers only
         return tensor.device
     return torch.device("cpu")
 

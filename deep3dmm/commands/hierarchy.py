@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from deep3dmm.errors import ConfigError
-from deep3dmm.mesh import MeshHierarchy, Template, default_cache_dir
+from deep3dmm import schema
+from deep3dmm.mesh.config import HierarchyConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``hierarchy`` command."""
+    """Add the ``hierarchy`` command (its options generated from ``HierarchyConfig``)."""
     parser = subparsers.add_parser(
         "hierarchy",
         help="build a template's mesh hierarchy (decimation, D/U, Laplacians, spirals)",
@@ -21,22 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("template", help="template mesh (.ply, .obj or .off)")
-    parser.add_argument(
-        "--factors", type=int, nargs="+", default=[4, 4, 4, 4], help="decimation factor per level"
-    )
-    parser.add_argument(
-        "--spiral-length", type=int, nargs="+", default=[9], help="one value, or one per level"
-    )
-    parser.add_argument(
-        "--spiral-dilation", type=int, nargs="+", default=[1], help="one value, or one per level"
-    )
-    parser.add_argument(
-        "--reference-vertices",
-        nargs="+",
-        default=None,
-        help="Neural3DMM-style spiral starts: template vertex indices, or 'random'",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of --reference-vertices random")
+    schema.add_arguments(parser, HierarchyConfig, "hierarchy")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", help="output .npz file")
     target.add_argument(
@@ -47,39 +32,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _reference(values: list[str] | None) -> list[int] | str | None:
-    if values is None:
-        return None
-    if values == ["random"]:
-        return "random"
-    try:
-        return [int(v) for v in values]
-    except ValueError:
-        raise ConfigError(
-            f"--reference-vertices takes vertex indices or 'random', got {' '.join(values)}",
-            fix="e.g. --reference-vertices 3567 4051 4597",
-        ) from None
-
-
 def run(args: argparse.Namespace) -> int:
     """Build (or load from cache), save and print the per-level table."""
+    from deep3dmm.mesh import MeshHierarchy, Template, default_cache_dir
+
+    config = HierarchyConfig.from_options(
+        schema.values_from_args(args, HierarchyConfig, "hierarchy")
+    )
     template = Template.load(args.template)
-    params = {
-        "factors": args.factors,
-        "spiral_length": args.spiral_length[0]
-        if len(args.spiral_length) == 1
-        else args.spiral_length,
-        "spiral_dilation": args.spiral_dilation[0]
-        if len(args.spiral_dilation) == 1
-        else args.spiral_dilation,
-        "seed": args.seed,
-        "reference_vertices": _reference(args.reference_vertices),
-    }
     start = time.perf_counter()
     if args.cache:
-        hierarchy = MeshHierarchy.cached(template, **params)
+        hierarchy = MeshHierarchy.cached(template, config)
     else:
-        hierarchy = MeshHierarchy.build(template, **params)
+        hierarchy = MeshHierarchy.build(template, config)
         hierarchy.save(args.out)
     elapsed = time.perf_counter() - start
     print(f"{args.template}: {template.num_vertices} vertices, {template.num_faces} faces")

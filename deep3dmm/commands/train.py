@@ -16,9 +16,10 @@ import os
 import time
 from pathlib import Path
 
+from deep3dmm import schema
 from deep3dmm.commands import add_checkpoint_option, add_split_option
 from deep3dmm.errors import ConfigError
-from deep3dmm.train.config import RunConfig, TrainConfig, load_config
+from deep3dmm.train.config import SECTION_TYPES, SECTIONS, RunConfig, TrainConfig, load_config
 
 # The embedded default: minutes on 2 CPU cores (the published schedule is 300 epochs).
 QUICK_TRAIN = {"epochs": 6, "batch_size": 16}
@@ -26,28 +27,7 @@ QUICK_TRAIN = {"epochs": 6, "batch_size": 16}
 # Options that may change when a run is resumed; every other option must match the run.
 RESUMABLE = {("train", "epochs"), ("train", "device"), ("train", "in_memory")}
 RESUMABLE |= {("train", "num_workers"), ("train", "eval_batch_size")}
-
-# argparse destination -> (section, option)
-OPTIONS = {
-    "data": ("data", "path"),
-    "split": ("data", "protocol"),
-    "holdout": ("data", "holdout"),
-    "preset": ("model", "preset"),
-    "conv": ("model", "conv"),
-    "pool": ("model", "pool"),
-    "latent": ("model", "latent"),
-    "channels": ("model", "channels"),
-    "optimizer": ("optim", "optimizer"),
-    "lr": ("optim", "lr"),
-    "momentum": ("optim", "momentum"),
-    "lr_decay": ("optim", "lr_decay"),
-    "epochs": ("train", "epochs"),
-    "batch_size": ("train", "batch_size"),
-    "seed": ("train", "seed"),
-    "device": ("train", "device"),
-    "in_memory": ("train", "in_memory"),
-    "workers": ("train", "num_workers"),
-}
+RESUMABLE |= {("train", "patience"), ("train", "min_delta")}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,31 +40,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "model for a few minutes. Options override --config, which overrides the defaults.",
     )
     add = train.add_argument
-    add("--data", metavar="DIR", help="prepared dataset (default: the generated anny faces)")
     add("--config", metavar="FILE", help="TOML run configuration (see docs/training.md)")
     add("--out", metavar="RUN", help="run folder (default: runs/<date>-<time>)")
     add("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    add("--preset", help="model preset (coma, neural3dmm, spiralnet++, deep3dmm-spectral, "
-        "deep3dmm-spiral; default deep3dmm-spiral)")  # fmt: skip
-    add("--conv", choices=("spiral", "cheb"), help="convolution (overrides the preset)")
-    add("--pool", choices=("fixed", "attention"), help="pooling (overrides the preset)")
-    add("--latent", type=int, help="latent size (overrides the preset)")
-    add("--channels", type=_int_list, metavar="C1,C2,..", help="encoder channels per level")
-    add("--split", choices=("interpolation", "extrapolation", "identity", "random", "predefined"),
-        help="split protocol (default interpolation)")  # fmt: skip
-    add("--holdout", help="held-out sequence (extrapolation) or subject (identity)")
-    add("--epochs", type=int, help="epochs (default 300; 6 for the embedded default)")
-    add("--batch-size", type=int, help="meshes per step and process (default 32)")
-    add("--optimizer", choices=("adam", "sgd"), help="optimiser (default adam)")
-    add("--lr", type=float, help="learning rate (default 1e-3)")
-    add("--momentum", type=float, help="SGD momentum (default 0.9)")
-    add("--lr-decay", type=float, help="per-epoch learning-rate decay (default 0.99)")
-    add("--seed", type=int, help="seed of initialisation, split and shuffles (default 0)")
-    add("--device", choices=("auto", "cpu", "cuda"), help="device (default auto)")
-    add("--in-memory", choices=("auto", "yes", "no"), help="hold the train split in memory")
-    add("--workers", type=int, help="DataLoader workers when streaming (default 0)")
+    add(
+        "--resume-from",
+        metavar="CHECKPOINT",
+        help="with --resume: continue from this full checkpoint instead of last.pt "
+        "(e.g. RUN/checkpoints/last.prev.pt)",
+    )
+    add(
+        "--hierarchy",
+        metavar="FILE.npz",
+        help="train on a hierarchy written by `deep3dmm hierarchy` (instead of its options)",
+    )
+    add(
+        "--preset",
+        help="model preset the model options start from (coma, neural3dmm, "
+        "spiralnet++, deep3dmm-spectral, deep3dmm-spiral, pca; default deep3dmm-spiral)",
+    )
     add("--no-eval", action="store_true", help="skip the test evaluation after training")
     add("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    # Every option of every section, from its schema; hierarchy last: its --seed (of random
+    # reference vertices) becomes --hierarchy-seed beside the run's --seed.
+    for section in ("data", "model", "optim", "train", "hierarchy"):
+        group = train.add_argument_group(f"[{section}] options (override --config)")
+        schema.add_arguments(group, SECTION_TYPES[section], section)  # type: ignore[arg-type]
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(
@@ -102,22 +83,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(func=run_evaluate)
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected integers like 32,32,32,64, got {text!r}"
-        ) from None
-
-
 def _overrides(args: argparse.Namespace) -> dict[str, dict]:
     """The options given on the command line, by config section."""
     sections: dict[str, dict] = {}
-    for dest, (section, option) in OPTIONS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            sections.setdefault(section, {})[option] = value
+    for section in SECTIONS:
+        values = schema.values_from_args(args, SECTION_TYPES[section], section)
+        if values:
+            sections[section] = values
+    if args.preset:
+        sections["model"] = {"preset": args.preset, **sections.get("model", {})}
     if "path" in sections.get("data", {}):
         sections["data"]["path"] = str(Path(sections["data"]["path"]).resolve())
     return sections
@@ -138,10 +112,21 @@ def build_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
         return stored.replace(train=train)
     if args.config:
         base = load_config(args.config)
-    elif args.data:
+    elif "data" in overrides and "path" in overrides["data"]:
         base = RunConfig()
     else:  # the embedded default
         base = RunConfig(train=TrainConfig(**QUICK_TRAIN))
+    model = overrides.get("model", {})
+    if (model.get("preset") or base.model.preset) == "pca":  # refuse what cannot apply
+        from deep3dmm.train.pca_run import check_pca_options
+
+        flags = {
+            (section, name): schema.flag_of(SECTION_TYPES[section], name)
+            for section, values in overrides.items()
+            for name in values
+            if name != "preset"
+        }
+        check_pca_options(overrides, flags)
     return base.replace(**overrides)
 
 
@@ -180,6 +165,8 @@ def run_train(args: argparse.Namespace) -> int:
     from deep3dmm.train.distributed import shutdown_distributed
     from deep3dmm.train.trainer import train
 
+    if args.resume_from and not args.resume:
+        raise ConfigError("--resume-from continues a run", fix="add --resume --out RUN")
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the run folder to continue)")
     if args.out:
@@ -198,7 +185,14 @@ def run_train(args: argparse.Namespace) -> int:
         logging.getLogger("deep3dmm").setLevel(logging.WARNING)
     start = time.perf_counter()
     try:
-        result = train(config, run_dir, resume=args.resume, quiet=args.quiet)
+        result = train(
+            config,
+            run_dir,
+            resume=args.resume,
+            resume_from=args.resume_from,
+            quiet=args.quiet,
+            hierarchy=args.hierarchy,
+        )
     finally:
         shutdown_distributed()
     if not _is_main():

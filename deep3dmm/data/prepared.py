@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deep3dmm.atomic import atomic_dir
+from deep3dmm.atomic import atomic_dir, recover_dir
 from deep3dmm.errors import DatasetError, Deep3DMMError
 from deep3dmm.mesh.template import UNITS, Template
 
@@ -95,9 +95,18 @@ class PreparedDatasetWriter:
         self._dir_context = atomic_dir(self.out_dir)
         self._tmp = self._dir_context.__enter__()
         shape = (self.capacity, self.template.num_vertices, 3)
-        self._vertices = np.lib.format.open_memmap(
-            self._tmp / "vertices.npy", mode="w+", dtype=np.float32, shape=shape
-        )
+        try:
+            self._vertices = np.lib.format.open_memmap(
+                self._tmp / "vertices.npy", mode="w+", dtype=np.float32, shape=shape
+            )
+            # Reserve the blocks now: a full disk is an error here, not a SIGBUS when the
+            # memory map is written later.
+            with open(self._tmp / "vertices.npy", "r+b") as handle:
+                os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as exc:
+            self._vertices = None
+            self._dir_context.__exit__(type(exc), exc, exc.__traceback__)
+            raise _write_error(exc, self.out_dir) from exc
         return self
 
     def add(self, vertices: np.ndarray, rows: Sequence[IndexRow]) -> None:
@@ -122,7 +131,10 @@ class PreparedDatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
             if exc_type is None:
-                self._finish()
+                try:
+                    self._finish()
+                except OSError as error:
+                    raise _write_error(error, self.out_dir) from error
         except BaseException as error:
             self._vertices = None
             self._dir_context.__exit__(type(error), error, error.__traceback__)
@@ -175,6 +187,15 @@ class PreparedDatasetWriter:
         (self._tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
+def _write_error(exc: OSError, out_dir: Path) -> DatasetError:
+    """A failed write (disk full, file too large, read-only) as a typed error."""
+    return DatasetError(
+        f"could not write the dataset ({exc.strerror or exc}); nothing was replaced",
+        path=out_dir,
+        fix="free disk space or choose another --out (any previous dataset there is intact)",
+    )
+
+
 def write_prepared_dataset(
     out_dir: str | os.PathLike,
     template: Template,
@@ -213,6 +234,7 @@ class PreparedDataset:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        recover_dir(self.path)  # a crash mid-swap of a rewrite kept the old folder aside
         if not self.path.is_dir():
             raise DatasetError(
                 "prepared dataset folder not found",
@@ -230,6 +252,7 @@ class PreparedDataset:
             self.meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DatasetError(f"meta.json is unreadable ({exc})", path=self.path) from exc
+        self._check_meta()
         try:
             self.vertices = np.load(self.path / "vertices.npy", mmap_mode="r")
         except (OSError, ValueError) as exc:
@@ -267,22 +290,42 @@ class PreparedDataset:
         self.__dict__.update(state)
         self.vertices = np.load(self.path / "vertices.npy", mmap_mode="r")
 
+    def _check_meta(self) -> None:
+        """meta.json must be an object with a known ``unit``.
+
+        Raises:
+            DatasetError: another JSON value, or a unit not in ``UNITS``.
+        """
+        path = self.path / "meta.json"
+        if not isinstance(self.meta, dict):
+            raise DatasetError(
+                f"meta.json holds a {type(self.meta).__name__}, not an object", path=path
+            )
+        unit = self.meta.get("unit", "m")
+        if not isinstance(unit, str) or unit not in UNITS:
+            raise DatasetError(
+                f"meta.json has unit {unit!r}, expected one of {', '.join(UNITS)}",
+                path=path,
+                fix='set "unit" to the unit of the coordinates ("m", "cm" or "mm")',
+            )
+
     def _read_index(self) -> list[IndexRow]:
         path = self.path / "index.csv"
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            expected = [f.name for f in fields(IndexRow)]
-            if reader.fieldnames != expected:
-                raise DatasetError(
-                    f"index.csv columns are {reader.fieldnames}, expected {expected}", path=path
-                )
-            try:
+        expected = [f.name for f in fields(IndexRow)]
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                if reader.fieldnames != expected:
+                    raise DatasetError(
+                        f"index.csv columns are {reader.fieldnames}, expected {expected}",
+                        path=path,
+                    )
                 return [
                     IndexRow(r["subject"], r["sequence"], int(r["frame"]), r["source"])
                     for r in reader
                 ]
-            except (TypeError, ValueError) as exc:
-                raise DatasetError(f"index.csv has a malformed row ({exc})", path=path) from exc
+        except (TypeError, ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
+            raise DatasetError(f"index.csv has a malformed row ({exc})", path=path) from exc
 
     def __len__(self) -> int:
         return len(self.index)

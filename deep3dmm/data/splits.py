@@ -170,7 +170,8 @@ def _predefined_test(dataset) -> np.ndarray:
         raise ConfigError(
             f"dataset from source {dataset.meta.get('source')!r} has no predefined split",
             path=dataset.path,
-            fix="use --protocol interpolation, extrapolation, identity or random",
+            fix="use --split interpolation, extrapolation, identity or random "
+            "(data.protocol in a config file)",
         )
     ranges = np.asarray(spec["test"], dtype=np.int64).reshape(-1, 2)
     if len(ranges) == 0:

@@ -194,3 +194,36 @@ __all__ += [
     "transformed_digits",
     "uncertainty_select",
 ]
+
+# Part 3: attentive GNN over video frames, show-attend-tell captioning, spatial transformers.
+from deep3dmm.image_graph.agnn import AGNN, ConvGRUCell, InterFrameAttention, mask_iou  # noqa: E402
+from deep3dmm.image_graph.caption_data import CaptionSplit, Vocabulary, make_captions  # noqa: E402
+from deep3dmm.image_graph.captioning import (  # noqa: E402
+    ATTENTION_MODES,
+    DecoderOutput,
+    ShowAttendTell,
+    bleu_scores,
+    reinforce_surrogate,
+)
+from deep3dmm.image_graph.stn import SpatialTransformer, tps_grid, with_transformer  # noqa: E402
+from deep3dmm.image_graph.video_data import VideoSplit, make_videos  # noqa: E402
+
+__all__ += [
+    "AGNN",
+    "ATTENTION_MODES",
+    "CaptionSplit",
+    "ConvGRUCell",
+    "DecoderOutput",
+    "InterFrameAttention",
+    "ShowAttendTell",
+    "SpatialTransformer",
+    "VideoSplit",
+    "Vocabulary",
+    "bleu_scores",
+    "make_captions",
+    "make_videos",
+    "mask_iou",
+    "reinforce_surrogate",
+    "tps_grid",
+    "with_transformer",
+]

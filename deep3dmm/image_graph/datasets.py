@@ -32,9 +32,9 @@ def load_digits(
     Returns:
         ``(train, test)`` splits.
     """
-    from sklearn.datasets import load_digits as sklearn_digits
+    from deep3dmm.optional import require
 
-    data = sklearn_digits()
+    data = require("sklearn.datasets", feature="the digits dataset").load_digits()
     images = torch.from_numpy(data.images.astype(np.float32) / 16.0)[:, None]  # (N, 1, 8, 8)
     if size != 8:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)

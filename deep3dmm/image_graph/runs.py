@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 TASKS = ("classify", "reconstruct")
 MODELS = ("graph", "cnn")
 DATASETS = ("digits", "shapes")
+WINDOWED = ("maxpool", "regress")  # keypoint methods that read ``window``
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,26 @@ class ImageRunConfig:
                 fix="use --graph gcn or gat",
             )
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        self._reject_unused()
+
+    def _reject_unused(self) -> None:
+        """Options that would have no effect are errors, never silently ignored."""
+        default = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.window != default["window"] and (
+            self.model == "cnn" or self.keypoints not in WINDOWED
+        ):
+            raise ConfigError(
+                f"window (--window {self.window}) does not apply to "
+                + ("the CNN baseline" if self.model == "cnn" else f"{self.keypoints} keypoints")
+                + f"; it is the NMS window / regression cell of {' and '.join(WINDOWED)}",
+                fix="drop --window, or use --keypoints maxpool or regress",
+            )
+        if self.weighted and self.task != "reconstruct":
+            raise ConfigError(
+                "weighted (--weighted) applies to the reconstruct task only (the "
+                "confidence-weighted MSE); classify would ignore it",
+                fix="drop --weighted, or train the reconstruct task",
+            )
 
     def to_json(self) -> str:
         """The config as indented JSON."""
@@ -217,7 +238,7 @@ def load_run(run: str | os.PathLike) -> tuple[ImageRunConfig, nn.Module, dict]:
         )
     try:
         config = ImageRunConfig.from_dict(json.loads(config_path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
         raise CheckpointError(f"unreadable config.json ({exc})", path=config_path) from exc
     state = load_checkpoint(run / "checkpoint.pt")
     model = build_model(config, num_classes=state.get("extra", {}).get("num_classes", 10))
@@ -228,7 +249,10 @@ def load_run(run: str | os.PathLike) -> tuple[ImageRunConfig, nn.Module, dict]:
             "checkpoint does not match config.json", path=run / "checkpoint.pt"
         ) from exc
     metrics_path = run / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    try:
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError included
+        raise CheckpointError(f"unreadable metrics.json ({exc})", path=metrics_path) from exc
     return config, model.eval(), metrics
 
 

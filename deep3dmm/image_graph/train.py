@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from deep3dmm.atomic import atomic_path
 from deep3dmm.errors import CheckpointError, ConfigError
 from deep3dmm.image_graph.datasets import ImageSplit
+from deep3dmm.train.checkpoint import safe_torch_load
 
 __all__ = [
     "fit",
@@ -54,18 +55,17 @@ def save_checkpoint(path: str | os.PathLike, **state) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` (on the CPU)."""
+    """Load a checkpoint written by :func:`save_checkpoint` (on the CPU, weights only).
+
+    Raises:
+        CheckpointError: missing, unreadable, or holding objects beyond weights.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
             "checkpoint not found", path=path, fix="train a model first, or check the path"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(
-            f"cannot read checkpoint ({type(exc).__name__})", path=path, fix="retrain the run"
-        ) from exc
+    state = safe_torch_load(path)  # weights only: a crafted file cannot run code
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError("not a deep3dmm image checkpoint", path=path, fix="retrain the run")
     return state

@@ -1,6 +1,7 @@
 """Meshes: I/O, templates, procedural test shapes and topology summaries."""
 
 from deep3dmm.mesh import shapes
+from deep3dmm.mesh.config import HierarchyConfig
 from deep3dmm.mesh.decimation import down_matrix, quadric_decimation
 from deep3dmm.mesh.hierarchy import MeshHierarchy, default_cache_dir
 from deep3dmm.mesh.hierarchy_benchmark import benchmark_hierarchy
@@ -12,6 +13,7 @@ from deep3dmm.mesh.template import UNITS, Template, guess_unit, mesh_hash
 from deep3dmm.mesh.upsampling import up_matrix
 
 __all__ = [
+    "HierarchyConfig",
     "MESH_SUFFIXES",
     "MeshHierarchy",
     "MeshInfo",

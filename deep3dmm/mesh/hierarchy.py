@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from deep3dmm.atomic import atomic_path
 from deep3dmm.errors import ConfigError, Deep3DMMError
+from deep3dmm.mesh.config import HierarchyConfig
 from deep3dmm.mesh.decimation import down_matrix, quadric_decimation
 from deep3dmm.mesh.laplacian import scaled_laplacian
 from deep3dmm.mesh.spirals import spiral_indices
@@ -46,17 +46,6 @@ def default_cache_dir() -> Path:
     return Path(root) / "hierarchies"
 
 
-def _per_level(name: str, value: int | Sequence[int], num_levels: int) -> list[int]:
-    """One int per level from an int or a sequence of ``num_levels`` ints (each >= 1)."""
-    values = [int(value)] * num_levels if np.isscalar(value) else [int(v) for v in value]
-    if len(values) != num_levels or min(values) < 1:
-        raise ConfigError(
-            f"{name} must be one int >= 1 or {num_levels} of them (one per level), got {value!r}",
-            fix=f"pass e.g. {name}=9 or a list of {num_levels} values",
-        )
-    return values
-
-
 def _as_template(template: Template | tuple[np.ndarray, np.ndarray]) -> Template:
     if isinstance(template, Template):
         return template
@@ -70,47 +59,18 @@ def _as_template(template: Template | tuple[np.ndarray, np.ndarray]) -> Template
     return Template(vertices, faces)
 
 
-def _normalise_params(template: Template, **params: object) -> dict:
-    """The full JSON-serialisable parameter dict (per-level lists), checked."""
-    unknown = set(params) - {
-        "factors",
-        "spiral_length",
-        "spiral_dilation",
-        "reference_vertices",
-        "seed",
-    }
-    if unknown:
+def _config(config: HierarchyConfig | None, options: dict) -> HierarchyConfig:
+    """``config`` (default :class:`HierarchyConfig`) with keyword ``options`` replacing fields."""
+    if config is not None and not isinstance(config, HierarchyConfig):
         raise ConfigError(
-            f"unknown hierarchy parameter(s) {sorted(unknown)}",
-            fix="use factors, spiral_length, spiral_dilation, reference_vertices, seed",
+            f"expected a HierarchyConfig, got {type(config).__name__}",
+            fix="pass the parameters as keywords (factors=(4, 4, 4, 4)) or a HierarchyConfig",
         )
-    factors = [int(f) for f in params.get("factors", (4, 4, 4, 4))]
-    if any(f < 1 for f in factors):
-        raise ConfigError(f"factors must be integers >= 1, got {factors}", fix="e.g. 4 4 4 4")
-    num_levels = len(factors) + 1
-    reference = params.get("reference_vertices")
-    if reference is not None and not isinstance(reference, str):
-        reference = [int(r) for r in np.atleast_1d(reference)]
-        bad = [r for r in reference if not 0 <= r < template.num_vertices]
-        if bad:
-            raise ConfigError(
-                f"reference vertices {bad} outside [0, {template.num_vertices})",
-                fix="give vertex indices of the template",
-            )
-    elif isinstance(reference, str) and reference != "random":
-        raise ConfigError(
-            f"reference_vertices must be None, 'random' or vertex indices, got {reference!r}",
-            fix="use reference_vertices='random' or a list of template vertex indices",
-        )
-    return {
-        "factors": factors,
-        "spiral_length": _per_level("spiral_length", params.get("spiral_length", 9), num_levels),
-        "spiral_dilation": _per_level(
-            "spiral_dilation", params.get("spiral_dilation", 1), num_levels
-        ),
-        "reference_vertices": reference,
-        "seed": int(params.get("seed", 0)),
-    }
+    if config is None:
+        return HierarchyConfig.from_options(options)
+    if options:
+        return HierarchyConfig.from_options({**config.to_dict(), **options})
+    return config
 
 
 def _random_references(template: Template, seed: int) -> list[int]:
@@ -171,6 +131,11 @@ class MeshHierarchy:
         self.build_seconds = build_seconds or [0.0] * len(vertices)
 
     @property
+    def config(self) -> HierarchyConfig:
+        """The parameters this hierarchy was built with."""
+        return HierarchyConfig.from_params(self.params)
+
+    @property
     def num_levels(self) -> int:
         """Number of levels, ``len(factors) + 1``."""
         return len(self.vertices)
@@ -194,10 +159,14 @@ class MeshHierarchy:
 
     # ------------------------------------------------------------------ build
     @staticmethod
-    def compute_hash(template: Template | tuple[np.ndarray, np.ndarray], **params: object) -> str:
+    def compute_hash(
+        template: Template | tuple[np.ndarray, np.ndarray],
+        config: HierarchyConfig | None = None,
+        **options: object,
+    ) -> str:
         """The content hash :meth:`build` would give (template arrays + normalised params)."""
         template = _as_template(template)
-        params = _normalise_params(template, **params)
+        params = _config(config, options).params(template.num_vertices)
         return mesh_hash(
             template.vertices, template.faces, HIERARCHY_FORMAT, json.dumps(params, sort_keys=True)
         )
@@ -206,37 +175,22 @@ class MeshHierarchy:
     def build(
         cls,
         template: Template | tuple[np.ndarray, np.ndarray],
-        factors: Sequence[int] = (4, 4, 4, 4),
-        spiral_length: int | Sequence[int] = 9,
-        spiral_dilation: int | Sequence[int] = 1,
-        seed: int = 0,
-        *,
-        reference_vertices: Sequence[int] | str | None = None,
+        config: HierarchyConfig | None = None,
+        **options: object,
     ) -> MeshHierarchy:
         """Build the hierarchy of a template.
 
         Args:
             template: a :class:`~deep3dmm.mesh.Template` or a ``(vertices, faces)`` tuple.
-            factors: decimation factor per coarser level; level ``l + 1`` has
-                ``ceil(n_l / factors[l])`` vertices.
-            spiral_length: spiral length ``L`` (one int, or one per level).
-            spiral_dilation: spiral dilation ``d`` (one int, or one per level).
-            seed: seed of the random reference vertices (``reference_vertices="random"``);
-                the rest of the construction is deterministic.
-            reference_vertices: Neural3DMM-style spiral starts: template vertex indices
-                (e.g. one per connected component), ``"random"`` (one per component,
-                drawn with ``seed``) or ``None`` (SpiralNet++ style). Coarser levels use
-                the vertex nearest to each reference position.
+            config: the parameters (default :class:`~deep3dmm.mesh.HierarchyConfig`).
+            **options: fields of :class:`~deep3dmm.mesh.HierarchyConfig` replacing those of
+                ``config`` (``factors=(4, 2), spiral_length=(9, 7, 5)``).
+
+        Raises:
+            ConfigError: an unknown or invalid parameter.
         """
         template = _as_template(template)
-        params = _normalise_params(
-            template,
-            factors=factors,
-            spiral_length=spiral_length,
-            spiral_dilation=spiral_dilation,
-            reference_vertices=reference_vertices,
-            seed=seed,
-        )
+        params = _config(config, options).params(template.num_vertices)
         digest = mesh_hash(
             template.vertices, template.faces, HIERARCHY_FORMAT, json.dumps(params, sort_keys=True)
         )
@@ -373,8 +327,10 @@ class MeshHierarchy:
     def cached(
         cls,
         template: Template | tuple[np.ndarray, np.ndarray],
+        config: HierarchyConfig | None = None,
+        *,
         cache_dir: str | os.PathLike | None = None,
-        **params: object,
+        **options: object,
     ) -> MeshHierarchy:
         """Load the hierarchy from ``cache_dir/<hash>.npz``, or build and save it there.
 
@@ -384,11 +340,13 @@ class MeshHierarchy:
 
         Args:
             template: a :class:`~deep3dmm.mesh.Template` or ``(vertices, faces)``.
+            config: the parameters (default :class:`~deep3dmm.mesh.HierarchyConfig`).
             cache_dir: default :func:`default_cache_dir` (``$DEEP3DMM_CACHE/hierarchies``).
-            **params: the keyword arguments of :meth:`build`.
+            **options: fields replacing those of ``config``, as in :meth:`build`.
         """
         template = _as_template(template)
-        digest = cls.compute_hash(template, **params)
+        config = _config(config, options)
+        digest = cls.compute_hash(template, config)
         path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         path = path / f"{digest}.npz"
         if path.is_file():
@@ -400,7 +358,7 @@ class MeshHierarchy:
                 logger.warning("cache file %s holds hash %s: rebuilding", path, hierarchy.hash)
             except Deep3DMMError as exc:
                 logger.warning("unreadable hierarchy cache (%s): rebuilding", exc)
-        hierarchy = cls.build(template, **params)
+        hierarchy = cls.build(template, config)
         hierarchy.save(path)
         logger.info("cached mesh hierarchy at %s", path)
         return hierarchy

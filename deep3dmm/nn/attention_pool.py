@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.clustered_topk import ClusteredTopK
+from deep3dmm.nn.config import ATTENTION_MODES, NORMALIZATIONS
 from deep3dmm.nn.sparse import (
     constant_spmm,
     csr_from_buffers,
@@ -31,9 +32,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_WARNED: set[tuple[int, int]] = set()  # (top_k, V_in) pairs already reported
 
-ATTENTION_MODES = ("fused", "learned", "prior")
-NORMALIZATIONS = ("l1", "softmax")
 TOPK_SEARCHES = ("auto", "exact", "approximate")
 #: ``topk_search="auto"`` uses the exact dense search up to this many scores (V_out * V_in)
 #: per level and the clustered approximate search above (a 20k -> 5k level has 1e8).
@@ -190,8 +190,13 @@ class AttentionPool(nn.Module):
         self.normalize = normalize
         self.dim = int(dim)
         self.top_k = min(int(top_k), self.in_vertices)
-        if self.top_k < int(top_k):
-            log.debug("AttentionPool: top_k %d clamped to V_in=%d", top_k, self.in_vertices)
+        if self.top_k < int(top_k) and (int(top_k), self.in_vertices) not in _WARNED:
+            _WARNED.add((int(top_k), self.in_vertices))  # once per process, not per rebuild
+            log.warning(
+                "AttentionPool: top_k %d is more than the %d vertices of the level it reads; "
+                "using top_k %d (every vertex): that level's attention is dense",
+                top_k, self.in_vertices, self.in_vertices,
+            )  # fmt: skip
         self.chunk_rows = max(1, min(int(chunk_rows), (1 << 24) // max(self.in_vertices, 1)))
         self.topk_search = topk_search
         dense_scores = self.out_vertices * self.in_vertices

@@ -30,10 +30,12 @@ __all__ = [
     "RunFiles",
     "save_checkpoint",
     "load_checkpoint",
+    "safe_torch_load",
     "check_compatible",
     "capture_rng_state",
     "restore_rng_state",
     "clean_stale_temporaries",
+    "keep_previous",
     "LoadedRun",
     "load_run",
 ]
@@ -150,23 +152,68 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write a checkpoint dict atomically (temporary sibling, then rename).
+    """Write a checkpoint dict atomically and durably (temporary sibling, fsync, rename).
 
     Args:
         path: the target ``.pt`` file.
         state: plain containers of tensors, numbers and strings (loadable with
             ``torch.load(weights_only=True)``).
+
+    Raises:
+        CheckpointError: the write failed (disk full, file too large, read-only folder);
+            the previous file at ``path`` is untouched and no temporary file is left.
     """
     state = {"format": CHECKPOINT_FORMAT, **state}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as exc:  # torch's zip writer raises RuntimeError
+        detail = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"could not write the checkpoint ({detail}); the previous one is intact",
+            path=path,
+            fix="free disk space (or raise the file-size limit), then continue with --resume",
+        ) from exc
+
+
+def safe_torch_load(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure as a :class:`CheckpointError`.
+
+    Only tensors, numbers, strings and plain containers are unpickled; a file that holds
+    any other object (a class, a callable: the way a crafted ``.pt`` file runs code) is
+    refused before anything of it runs.
+
+    Raises:
+        CheckpointError: unreadable or truncated, or holding objects beyond weights.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many kinds (pickle, zip, runtime, EOF)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        unsafe = [line for line in lines if "GLOBAL" in line or "Unsupported global" in line]
+        if unsafe:
+            raise CheckpointError(
+                f"refused to load: the file holds pickled objects beyond tensors and plain "
+                f"containers ({unsafe[0]}); loading them could run code",
+                path=path,
+                fix="load only checkpoints written by deep3dmm, from a source you trust",
+            ) from exc
+        boilerplate = ("Weights only load failed", "Please file", "Check the documentation")
+        detail = [line for line in lines if not line.startswith(boilerplate)] or lines or [""]
+        raise CheckpointError(
+            f"checkpoint is unreadable ({type(exc).__name__}: {detail[0]})",
+            path=path,
+            fix="the file is damaged (truncated?); resume from another checkpoint "
+            "(--resume-from) or retrain",
+        ) from exc
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+    """Read a checkpoint written by :func:`save_checkpoint` (weights only, never code).
 
     Raises:
-        CheckpointError: missing, unreadable, or not a deep3dmm checkpoint.
+        CheckpointError: missing, unreadable, unsafe, or not a deep3dmm checkpoint.
     """
     path = Path(path)
     if not path.is_file():
@@ -175,14 +222,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: Any = "cpu") -> di
             path=path,
             fix="train the run first (deep3dmm train --out RUN), or check the run folder",
         )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds (pickle, zip, runtime)
-        raise CheckpointError(
-            f"checkpoint is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-            path=path,
-            fix="the file is damaged; resume from another checkpoint or retrain",
-        ) from exc
+    state = safe_torch_load(path, map_location=map_location)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"not a deep3dmm checkpoint (format {CHECKPOINT_FORMAT} expected)", path=path
@@ -219,6 +259,24 @@ def check_compatible(
             path=path,
             fix="use the dataset (and template) the run was trained on",
         )
+
+
+def keep_previous(path: Path, previous: Path) -> None:
+    """Keep the current ``path`` as ``previous`` (a hard link, so no copy) before a rewrite.
+
+    ``path`` itself is never absent: the link is made beside it and renamed onto
+    ``previous``, then the caller replaces ``path`` atomically.
+    """
+    if not path.is_file():
+        return
+    with atomic_path(previous) as tmp:
+        tmp.unlink()
+        try:
+            os.link(path, tmp)
+        except OSError:  # no hard links here: copy
+            import shutil
+
+            shutil.copyfile(path, tmp)
 
 
 def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
@@ -300,7 +358,7 @@ def load_run(
     """
     from deep3dmm.data import Normalization, Split
     from deep3dmm.mesh import MeshHierarchy
-    from deep3dmm.nn import MeshAutoencoder
+    from deep3dmm.nn import model_from_config
     from deep3dmm.train.config import load_config
 
     files = RunFiles(Path(run_dir))
@@ -329,7 +387,7 @@ def load_run(
             path=files.hierarchy,
             fix="restore the run folder's original hierarchy.npz",
         )
-    model = MeshAutoencoder.from_config(state["model_config"], hierarchy)
+    model = model_from_config(state["model_config"], hierarchy)
     model.load_state_dict(state.pop("model"))
     model.to(device).eval()
     return LoadedRun(

@@ -3,13 +3,15 @@
 A run is fully described by a :class:`RunConfig`::
 
     [data]       which prepared dataset and how it is split
-    [hierarchy]  decimation factors and spiral parameters of the mesh hierarchy
-    [model]      the autoencoder (a preset name and/or explicit build options)
+    [hierarchy]  the mesh hierarchy (deep3dmm.mesh.HierarchyConfig)
+    [model]      the autoencoder (deep3dmm.nn.ModelConfig; ``preset = NAME`` starts from a preset)
     [optim]      optimiser, learning rate and its per-epoch exponential decay
     [train]      epochs, batch size, seed, device, data loading
 
-``RUN/config.toml`` holds the resolved configuration (every model option
-spelled out), so a run can be rebuilt from its folder alone.
+Every option is declared once, with its default, check and help line
+(:func:`deep3dmm.schema.option`); ``deep3dmm train`` generates its flags from these
+declarations. ``RUN/config.toml`` holds the resolved configuration (every option spelled
+out), so a run can be rebuilt from its folder alone.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+import tomli_w
+
+from deep3dmm import schema
 from deep3dmm.atomic import atomic_write_text
 from deep3dmm.errors import ConfigError
+from deep3dmm.mesh.config import HierarchyConfig
+from deep3dmm.nn.config import ModelConfig
 
 __all__ = [
     "DataConfig",
@@ -44,12 +51,9 @@ __all__ = [
 PROTOCOLS = ("interpolation", "extrapolation", "identity", "random", "predefined")
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
+IN_MEMORY = ("auto", "yes", "no")
 
-
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    """Raise a :class:`ConfigError` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+option = schema.option
 
 
 @dataclass(frozen=True)
@@ -65,118 +69,20 @@ class DataConfig:
         test_fraction: fraction of meshes for testing.
     """
 
-    path: str = ""
-    protocol: str = "interpolation"
-    holdout: str = ""
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
+    path: str = option(
+        "", "prepared dataset (default: the generated anny faces)", flag="--data", metavar="DIR"
+    )
+    protocol: str = option("interpolation", "split protocol", choices=PROTOCOLS, flag="--split")
+    holdout: str = option("", "held-out sequence (extrapolation) or subject (identity)")
+    val_fraction: float = option(0.1, "fraction of meshes for validation")
+    test_fraction: float = option(0.1, "fraction of meshes for testing")
 
     def __post_init__(self):
-        _check_choice("data.protocol", self.protocol, PROTOCOLS)
+        schema.check_fields(self)
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
-                raise ConfigError(f"data.{name} must be in [0, 1), got {value}")
-
-
-@dataclass(frozen=True)
-class HierarchyConfig:
-    """Mesh hierarchy parameters (see ``MeshHierarchy.build``).
-
-    Args:
-        factors: decimation factor per level (COMA: 4, 4, 4, 4).
-        spiral_length: spiral length L (SpiralNet++: 9).
-        spiral_dilation: spiral dilation.
-    """
-
-    factors: tuple[int, ...] = (4, 4, 4, 4)
-    spiral_length: int = 9
-    spiral_dilation: int = 1
-
-    def __post_init__(self):
-        object.__setattr__(self, "factors", tuple(int(f) for f in self.factors))
-        if not self.factors or any(f < 1 for f in self.factors):
-            raise ConfigError(f"hierarchy.factors must be positive integers, got {self.factors}")
-        if self.spiral_length < 1 or self.spiral_dilation < 1:
-            raise ConfigError("hierarchy.spiral_length and spiral_dilation must be >= 1")
-
-
-# Model build options; ``None`` means "the preset's value, or the builder's default".
-MODEL_OPTIONS = (
-    "conv",
-    "pool",
-    "latent",
-    "channels",
-    "activation",
-    "down_att",
-    "up_att",
-    "top_k",
-    "K",
-    "attention_dim",
-    "prior_weight",
-    "attention_mode",
-    "attention_normalize",
-)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The autoencoder: a preset and/or explicit ``MeshAutoencoder.build`` options.
-
-    Options left as ``None`` come from the preset (when one is named) or from the
-    builder's defaults; explicit options override the preset.
-
-    Args:
-        preset: a name of ``deep3dmm.nn.PRESETS`` ("coma", "neural3dmm", "spiralnet++",
-            "deep3dmm-spectral", "deep3dmm-spiral"; the default) or empty (the options
-            alone, with ``MeshAutoencoder.build``'s defaults).
-        conv: "spiral" or "cheb".
-        pool: "fixed" or "attention".
-        latent: latent code size.
-        channels: encoder channels per level.
-        activation: activation name ("elu", ...).
-        down_att: learned attention on the down (pooling) mappings.
-        up_att: learned attention on the up (unpooling) mappings.
-        top_k: attention top-k for (down, up).
-        K: Chebyshev order.
-        attention_dim: attention key/query dimension d.
-        prior_weight: initial weight of the fixed mapping in the fusion.
-        attention_mode: "fused" (paper), "learned" (no prior) or "prior" (ablations).
-        attention_normalize: "l1" (paper) or "softmax".
-    """
-
-    preset: str = "deep3dmm-spiral"
-    conv: str | None = None
-    pool: str | None = None
-    latent: int | None = None
-    channels: tuple[int, ...] | None = None
-    activation: str | None = None
-    down_att: bool | None = None
-    up_att: bool | None = None
-    top_k: tuple[int, int] | None = None
-    K: int | None = None
-    attention_dim: int | None = None
-    prior_weight: float | None = None
-    attention_mode: str | None = None
-    attention_normalize: str | None = None
-
-    def __post_init__(self):
-        for name in ("channels", "top_k"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(int(v) for v in value))
-        if self.conv is not None and self.conv not in ("spiral", "cheb"):
-            raise ConfigError(f"model.conv must be 'spiral' or 'cheb', got {self.conv!r}")
-        if self.pool is not None and self.pool not in ("fixed", "attention"):
-            raise ConfigError(f"model.pool must be 'fixed' or 'attention', got {self.pool!r}")
-        if self.latent is not None and self.latent < 1:
-            raise ConfigError(f"model.latent must be >= 1, got {self.latent}")
-
-    def build_kwargs(self) -> dict[str, Any]:
-        """The explicit (non-``None``) build options."""
-        return {
-            name: getattr(self, name) for name in MODEL_OPTIONS if getattr(self, name) is not None
-        }
+                raise ConfigError(f"{name} must be in [0, 1), got {value}")
 
 
 @dataclass(frozen=True)
@@ -191,18 +97,18 @@ class OptimConfig:
         lr_decay: per-epoch exponential decay factor (lr_e = lr * lr_decay ** e).
     """
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_decay: float = 0.99
+    optimizer: str = option("adam", "optimiser", choices=OPTIMIZERS)
+    lr: float = option(1e-3, "learning rate")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(0.0, "L2 weight decay")
+    lr_decay: float = option(0.99, "per-epoch learning-rate decay")
 
     def __post_init__(self):
-        _check_choice("optim.optimizer", self.optimizer, OPTIMIZERS)
+        schema.check_fields(self)
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"optim.lr must be a positive number, got {self.lr}")
+            raise ConfigError(f"lr must be a positive number, got {self.lr}")
         if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"optim.lr_decay must be in (0, 1], got {self.lr_decay}")
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
 
 
 @dataclass(frozen=True)
@@ -219,25 +125,33 @@ class TrainConfig:
         memory_limit_mb: threshold of ``in_memory = "auto"``.
         num_workers: DataLoader workers on the streaming path.
         eval_batch_size: meshes per batch during validation and evaluation.
+        patience: early stopping: stop when the validation error has not improved for this
+            many epochs (``epochs`` stays the cap); 0 trains all ``epochs``.
+        min_delta: a validation error counts as an improvement for ``patience`` only when
+            it is below ``best * (1 - min_delta)`` (relative; 0: any decrease).
     """
 
-    epochs: int = 300
-    batch_size: int = 32
-    seed: int = 0
-    device: str = "auto"
-    in_memory: str = "auto"
-    memory_limit_mb: int = 2048
-    num_workers: int = 0
-    eval_batch_size: int = 64
+    epochs: int = option(300, "epochs", minimum=1)
+    batch_size: int = option(32, "meshes per step and process", minimum=1)
+    seed: int = option(0, "seed of initialisation, split and shuffles")
+    device: str = option("auto", "device", choices=DEVICES)
+    in_memory: str = option("auto", "hold the train split in memory", choices=IN_MEMORY)
+    memory_limit_mb: int = option(2048, "largest train split held in memory (MB)", minimum=0)
+    num_workers: int = option(0, "DataLoader workers when streaming", minimum=0, flag="--workers")
+    eval_batch_size: int = option(64, "meshes per batch when evaluating", minimum=1)
+    patience: int = option(
+        0,
+        "stop when the validation error has not improved for this many epochs (0: off)",
+        minimum=0,
+    )
+    min_delta: float = option(
+        0.0, "relative validation improvement that resets --patience (0: any decrease)"
+    )
 
     def __post_init__(self):
-        if self.epochs < 1:
-            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
-        _check_choice("train.device", self.device, DEVICES)
-        if self.in_memory not in ("auto", "yes", "no"):
-            raise ConfigError(f"train.in_memory must be auto, yes or no, got {self.in_memory!r}")
+        schema.check_fields(self)
+        if not 0.0 <= self.min_delta < 1.0:
+            raise ConfigError(f"min_delta must be in [0, 1), got {self.min_delta}")
 
 
 @dataclass(frozen=True)
@@ -251,25 +165,28 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def replace(self, **sections: dict[str, Any]) -> RunConfig:
-        """A copy with some options changed: ``config.replace(train={"epochs": 4})``."""
+        """A copy with some options changed: ``config.replace(train={"epochs": 4})``.
+
+        ``model={"preset": NAME, ...}`` starts the model from that preset, and the hierarchy
+        from the one it was published with (``deep3dmm.nn.PRESET_HIERARCHY``) unless
+        ``hierarchy`` options are given or the current ones are not the defaults.
+        """
         changed = {}
         for name, values in sections.items():
             if name not in SECTIONS:
                 raise ConfigError(f"unknown config section {name!r}; expected one of {SECTIONS}")
             changed[name] = _section_from_dict(name, values, base=getattr(self, name))
+        preset = (sections.get("model") or {}).get("preset")
+        if preset and "hierarchy" not in sections and self.hierarchy == HierarchyConfig():
+            changed["hierarchy"] = _preset_hierarchy(preset)
         return dataclasses.replace(self, **changed)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested plain dict (``None`` options left out, tuples as lists)."""
-        out: dict[str, dict[str, Any]] = {}
-        for name in SECTIONS:
-            section = getattr(self, name)
-            out[name] = {
-                f.name: list(v) if isinstance(v, tuple) else v
-                for f in fields(section)
-                if (v := getattr(section, f.name)) is not None
-            }
-        return out
+        return {
+            name: self.model.to_dict() if name == "model" else schema.to_dict(getattr(self, name))
+            for name in SECTIONS
+        }
 
     @classmethod
     def from_dict(
@@ -283,19 +200,23 @@ class RunConfig:
                 path=path,
             )
         try:
-            return cls(
+            config = cls(
                 **{
                     name: _section_from_dict(name, values.get(name, {}), path=path)
                     for name in SECTIONS
                 }
             )
+            preset = (values.get("model") or {}).get("preset")
+            if preset and "hierarchy" not in values:  # the preset's published hierarchy
+                config = dataclasses.replace(config, hierarchy=_preset_hierarchy(preset))
+            return config
         except ConfigError as exc:
             if exc.path is None and path is not None:
                 raise ConfigError(exc.message, path=path, fix=exc.fix) from exc
             raise
 
 
-SECTIONS = ("data", "hierarchy", "model", "optim", "train")
+SECTIONS = tuple(f.name for f in fields(RunConfig))
 SECTION_TYPES = {
     "data": DataConfig,
     "hierarchy": HierarchyConfig,
@@ -305,59 +226,18 @@ SECTION_TYPES = {
 }
 
 
+def _preset_hierarchy(preset: str) -> HierarchyConfig:
+    from deep3dmm.nn.presets import PRESET_HIERARCHY
+
+    return PRESET_HIERARCHY.get(preset, HierarchyConfig())
+
+
 def _section_from_dict(
     name: str, values: dict[str, Any], *, base: Any = None, path: str | os.PathLike | None = None
 ) -> Any:
-    kind = SECTION_TYPES[name]
-    if not isinstance(values, dict):
-        raise ConfigError(f"[{name}] must be a table, got {type(values).__name__}", path=path)
-    known = {f.name: f for f in fields(kind)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} in [{name}]; "
-            f"known options: {', '.join(known)}",
-            path=path,
-        )
-    checked = {}
-    for key, value in values.items():
-        checked[key] = _check_type(name, key, value, known[key].type, path)
-    base = kind() if base is None else base
-    try:
-        return dataclasses.replace(base, **checked)
-    except TypeError as exc:  # pragma: no cover - guarded by the checks above
-        raise ConfigError(f"[{name}]: {exc}", path=path) from exc
-
-
-def _check_type(section: str, key: str, value: Any, annotation: str, path) -> Any:
-    """Check one TOML value against the dataclass annotation (a string, postponed)."""
-    if value is None:
-        return None
-    text = str(annotation)
-    where = f"{section}.{key}"
-    if text.startswith("tuple"):
-        if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise ConfigError(f"{where} must be a list of integers, got {value!r}", path=path)
-        return tuple(value)
-    if text.startswith("bool"):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}", path=path)
-        return value
-    if text.startswith("int"):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"{where} must be an integer, got {value!r}", path=path)
-        return value
-    if text.startswith("float"):
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number, got {value!r}", path=path)
-        return float(value)
-    if text.startswith("str"):
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}", path=path)
-        return value
-    return value  # pragma: no cover
+    if name == "model" and isinstance(values, dict):
+        return ModelConfig.from_dict(values, base=base, path=path)
+    return schema.from_dict(SECTION_TYPES[name], values, section=name, base=base, path=path)
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
@@ -378,26 +258,8 @@ def load_config(path: str | os.PathLike) -> RunConfig:
 
 def config_to_toml(config: RunConfig) -> str:
     """The TOML text of a configuration (round-trips through :func:`load_config`)."""
-    lines = ["# deep3dmm run configuration (deep3dmm train --config FILE)"]
-    for name, section in config.to_dict().items():
-        lines.append("")
-        lines.append(f"[{name}]")
-        for key, value in section.items():
-            lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} to TOML")  # pragma: no cover
+    header = "# deep3dmm run configuration (deep3dmm train --config FILE)\n\n"
+    return header + tomli_w.dumps(config.to_dict())
 
 
 def save_config(config: RunConfig, path: str | os.PathLike) -> None:

@@ -27,24 +27,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from deep3dmm.atomic import atomic_write_text
 from deep3dmm.data import Normalization, PreparedDataset, RegisteredMeshDataset, Split, make_split
-from deep3dmm.errors import CheckpointError, ConfigError, Deep3DMMError
+from deep3dmm.errors import CheckpointError, ConfigError, Deep3DMMError, TopologyMismatchError
 from deep3dmm.nn import reuse_freed_memory
 from deep3dmm.train.checkpoint import (
     RunFiles,
     capture_rng_state,
     check_compatible,
     clean_stale_temporaries,
+    keep_previous,
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
 )
-from deep3dmm.train.config import MODEL_OPTIONS, RunConfig, load_config, save_config
+from deep3dmm.train.config import RunConfig, load_config, save_config
 from deep3dmm.train.distributed import (
     DistributedContext,
     all_reduce_sum,
@@ -52,6 +54,7 @@ from deep3dmm.train.distributed import (
     init_distributed,
 )
 from deep3dmm.train.losses import l1_loss
+from deep3dmm.train.pca_run import fit_pca_run, is_pca
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -103,6 +106,7 @@ class TrainResult:
     best_val_mm: float
     train_seconds: float
     num_parameters: int
+    stopped_early: bool = False
 
 
 def open_dataset(config: RunConfig) -> PreparedDataset:
@@ -115,42 +119,52 @@ def open_dataset(config: RunConfig) -> PreparedDataset:
 
 
 def build_model(config: RunConfig, hierarchy) -> tuple[nn.Module, RunConfig]:
-    """Build the autoencoder (seeded with ``train.seed``) and resolve its options.
+    """Build the model of ``config.model`` on ``hierarchy``, seeded with ``train.seed``.
 
     Returns:
-        the model and the configuration with every model option spelled out.
+        the model and the configuration (unchanged: ``config.model`` spells out every option).
     """
-    from deep3dmm.nn import PRESETS, MeshAutoencoder, build_preset
+    from deep3dmm.nn import build_model as build
 
-    options = config.model.build_kwargs()
     torch.manual_seed(config.train.seed)
-    if config.model.preset:
-        if config.model.preset not in PRESETS:
-            raise ConfigError(
-                f"unknown model preset {config.model.preset!r}",
-                fix=f"use one of {', '.join(sorted(PRESETS))}",
-            )
-        model = build_preset(config.model.preset, hierarchy, **options)
-    else:
-        model = MeshAutoencoder.build(hierarchy, **options)
-    resolved = {k: v for k, v in model.config.items() if k in MODEL_OPTIONS}
-    model_config = replace(config.model, **_as_tuples(resolved))
-    return model, replace(config, model=model_config)
+    return build(hierarchy, config.model), config
 
 
-def _as_tuples(values: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+def use_hierarchy(config: RunConfig, hierarchy, template):
+    """The hierarchy of a run: ``hierarchy`` (a file or object) if given, else built from config.
 
+    A given hierarchy must be built on ``template`` and agree with ``config.hierarchy``
+    when that is not the default; the returned configuration records its parameters.
 
-def _build_hierarchy(config: RunConfig, template):
-    from deep3dmm.mesh import MeshHierarchy
+    Raises:
+        TopologyMismatchError: the hierarchy was built on another template.
+        ConfigError: its parameters contradict ``config.hierarchy``.
+    """
+    from deep3dmm.mesh import HierarchyConfig, MeshHierarchy
 
-    return MeshHierarchy.cached(
-        template,
-        factors=config.hierarchy.factors,
-        spiral_length=config.hierarchy.spiral_length,
-        spiral_dilation=config.hierarchy.spiral_dilation,
-    )
+    if hierarchy is None:
+        return MeshHierarchy.cached(template, config.hierarchy), config
+    source = hierarchy if isinstance(hierarchy, (str, os.PathLike)) else None
+    if source is not None:
+        hierarchy = MeshHierarchy.load(source)
+    level0 = (np.asarray(hierarchy.vertices[0]), np.asarray(hierarchy.faces[0]))
+    if level0[0].shape != template.vertices.shape or not (
+        np.allclose(level0[0], template.vertices, atol=1e-6)
+        and np.array_equal(level0[1], template.faces)
+    ):
+        raise TopologyMismatchError(
+            f"the hierarchy was built on a mesh of {len(level0[0])} vertices that is not the "
+            f"dataset's template ({template.num_vertices} vertices)",
+            path=source,
+            fix="build it from the dataset's template.ply with `deep3dmm hierarchy`",
+        )
+    if config.hierarchy not in (HierarchyConfig(), hierarchy.config):
+        raise ConfigError(
+            f"the hierarchy file has {hierarchy.config}, the configuration {config.hierarchy}",
+            path=source,
+            fix="give either a hierarchy file or hierarchy options, not both",
+        )
+    return hierarchy, replace(config, hierarchy=hierarchy.config)
 
 
 def _load_hierarchy(path: Path):
@@ -165,12 +179,15 @@ def prepare_run(
     *,
     resume: bool = False,
     context: DistributedContext | None = None,
+    hierarchy=None,
 ) -> RunSetup:
     """Create (rank 0) or read the run's data files: config, split, normalisation, hierarchy.
 
     A new run resolves the dataset path, computes the split and the train-split
     normalisation, builds (or reuses from the cache) the hierarchy and writes all of
     them to ``run_dir``. Other ranks, and a resumed run, read them back from there.
+    ``hierarchy`` (a ``MeshHierarchy`` or its ``.npz`` file) replaces the built one
+    (see :func:`use_hierarchy`).
 
     Raises:
         ConfigError: a new run into a folder that already holds a run (use ``resume``).
@@ -204,12 +221,12 @@ def prepare_run(
                     fix="use more data, another --split protocol or larger fractions",
                 )
         normalization = Normalization.fit(dataset.vertices, indices=split.train)
-        hierarchy = _build_hierarchy(config, dataset.template)
+        hierarchy, config = use_hierarchy(config, hierarchy, dataset.template)
+        build_model(config, hierarchy)  # check the model options before writing anything
         files.root.mkdir(parents=True, exist_ok=True)
         split.save(files.split)
         normalization.save(files.normalization)
         hierarchy.save(files.hierarchy)
-        _, config = build_model(config, hierarchy)  # resolve the model options
         save_config(config, files.config)
     _barrier(context)
     if not fresh or not context.is_main:
@@ -219,6 +236,8 @@ def prepare_run(
             )
         stored = load_config(files.config)
         config = replace(stored, train=config.train) if resume else stored
+        if config != stored and context.is_main:  # resumed with a new cap / patience: record it
+            save_config(config, files.config)
         dataset = open_dataset(config)
         split = Split.load(files.split)
         split.check(len(dataset), content_hash=dataset.meta.get("content_hash"))
@@ -269,6 +288,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.history: list[dict] = []
         self.best = {"epoch": 0, "val_mm": math.inf}
+        self.stall = {"epoch": 0, "val_mm": math.inf}  # last improvement by min_delta
         self.train_seconds = 0.0
         dataset = setup.dataset
         self.to_mm = dataset.to_millimetres
@@ -329,6 +349,7 @@ class Trainer:
             "data": self._compat(),
             "history": list(self.history),
             "best": dict(self.best),
+            "stall": dict(self.stall),
             "train_seconds": self.train_seconds,
             "num_parameters": self.num_parameters,
         }
@@ -342,12 +363,35 @@ class Trainer:
         return state
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
-        """Load ``last.pt`` (or ``path``) and continue after its epoch; False when absent."""
-        path = Path(path) if path is not None else self.files.last
+        """Load ``last.pt`` (or ``path``) and continue after its epoch; False when absent.
+
+        A damaged ``last.pt`` is an error that names it (never a silent fresh start or a
+        silent fallback); ``path`` (``--resume-from``) picks another full checkpoint, such as
+        ``last.prev.pt``, the one written an epoch before.
+
+        Raises:
+            CheckpointError: the checkpoint is damaged, unsafe, or holds only the model.
+        """
+        explicit = path is not None
+        path = Path(path) if explicit else self.files.last
         clean_stale_temporaries(self.files.checkpoints)
         if not path.is_file():
+            if explicit:
+                raise CheckpointError("checkpoint not found", path=path, fix="check --resume-from")
             return False
-        state = load_checkpoint(path, map_location=self.device)
+        try:
+            state = load_checkpoint(path, map_location=self.device)
+        except CheckpointError as exc:
+            if explicit:
+                raise
+            previous = self.files.checkpoints / "last.prev.pt"
+            raise CheckpointError(
+                exc.message,
+                path=path,
+                fix=f"continue from the checkpoint before it with --resume-from {previous}"
+                if previous.is_file()
+                else "no earlier checkpoint is kept; start a new run",
+            ) from exc
         template = self.setup.dataset.template
         check_compatible(
             state,
@@ -368,6 +412,7 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.best = dict(state["best"])
+        self.stall = dict(state.get("stall", self.best))
         self.train_seconds = float(state["train_seconds"])
         return True
 
@@ -474,8 +519,25 @@ class Trainer:
             count += len(batch)
         return loss_sum / count, mm_sum / count
 
+    def converged(self) -> bool:
+        """Early stopping: no improvement (by ``min_delta``) for ``patience`` epochs.
+
+        Rank 0 decides (it validates); every rank gets the answer.
+        """
+        patience = self.config.train.patience
+        stop = patience > 0 and self.epoch - int(self.stall["epoch"]) >= patience
+        flag = torch.tensor([1.0 if stop and self.context.is_main else 0.0], device=self.device)
+        return bool(all_reduce_sum(flag, self.context).item() > 0)
+
+    def _update_stall(self, val_mm: float) -> None:
+        if val_mm < self.stall["val_mm"] * (1.0 - self.config.train.min_delta):
+            self.stall = {"epoch": self.epoch, "val_mm": val_mm}
+
     def fit(self) -> TrainResult:
-        """Train from the current epoch to ``train.epochs``; rank 0 writes checkpoints."""
+        """Train from the current epoch to ``train.epochs`` or until :meth:`converged`.
+
+        Rank 0 validates and writes the checkpoints.
+        """
         epochs = self.config.train.epochs
         n_train = len(self._train_source)
         if self.context.is_main and not self.quiet and self.epoch < epochs:
@@ -494,6 +556,8 @@ class Trainer:
                 "in memory" if self.in_memory else "streaming",
             )
         for epoch in range(self.epoch, epochs):
+            if self.converged():
+                break
             lr = self.optimizer.param_groups[0]["lr"]
             train_loss, train_time = self.train_epoch(epoch)
             self.scheduler.step()
@@ -517,9 +581,11 @@ class Trainer:
                 }
                 self.history.append(row)
                 improved = val_mm < self.best["val_mm"]
+                self._update_stall(val_mm)
                 if improved:
                     self.best = {"epoch": self.epoch, "val_mm": val_mm}
                     save_checkpoint(self.files.best, self.state(full=False))
+                keep_previous(self.files.last, self.files.checkpoints / "last.prev.pt")
                 save_checkpoint(self.files.last, self.state())
                 self._write_metrics()
                 if not self.quiet:
@@ -537,6 +603,13 @@ class Trainer:
                         "  *best" if improved else "",
                     )
             _barrier(self.context)
+        stopped = self.converged()
+        if stopped and self.context.is_main and not self.quiet:
+            logger.info(
+                "early stop after epoch %d: no improvement by %g since epoch %d (patience %d)",
+                self.epoch, self.config.train.min_delta, self.stall["epoch"],
+                self.config.train.patience,
+            )  # fmt: skip
         return TrainResult(
             run_dir=self.files.root,
             epochs=self.epoch,
@@ -544,6 +617,7 @@ class Trainer:
             best_val_mm=float(self.best["val_mm"]),
             train_seconds=self.train_seconds,
             num_parameters=self.num_parameters,
+            stopped_early=stopped,
         )
 
 
@@ -552,8 +626,10 @@ def train(
     run_dir: str | os.PathLike,
     *,
     resume: bool = False,
+    resume_from: str | os.PathLike | None = None,
     quiet: bool = False,
     context: DistributedContext | None = None,
+    hierarchy=None,
 ) -> TrainResult:
     """Train a run end to end (also under torchrun): prepare, resume if asked, fit, plot.
 
@@ -562,8 +638,12 @@ def train(
             the rest is read from ``run_dir/config.toml``).
         run_dir: the run folder.
         resume: continue from ``run_dir/checkpoints/last.pt`` when it exists.
+        resume_from: with ``resume``, continue from this checkpoint instead (e.g.
+            ``last.prev.pt`` after a damaged ``last.pt``).
         quiet: no progress bars and no per-epoch lines.
         context: distributed context (default: detected from the torchrun environment).
+        hierarchy: a ``MeshHierarchy`` or its ``.npz`` file (``deep3dmm hierarchy``) to train
+            on instead of building one from ``config.hierarchy`` (new runs only).
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
@@ -572,9 +652,17 @@ def train(
     context = context or init_distributed(config.train.device)
     if context.device.type == "cpu":
         reuse_freed_memory()  # large per-step tensors: reuse heap blocks (~1.4x faster on CPU)
-    setup = prepare_run(config, run_dir, resume=resume, context=context)
+    setup = prepare_run(config, run_dir, resume=resume, context=context, hierarchy=hierarchy)
+    if is_pca(setup.config):  # the linear 3DMM: closed form on rank 0, no epochs
+        if context.is_main:
+            from deep3dmm.viz.curves import plot_curves
+
+            result = fit_pca_run(setup, run_dir, device=context.device, quiet=quiet)
+            plot_curves([result.run_dir], RunFiles(result.run_dir).curves)
+        _barrier(context)
+        return result if context.is_main else fit_pca_run(setup, run_dir, device=context.device)
     trainer = Trainer(setup, run_dir, context=context, quiet=quiet)
-    if resume and trainer.resume():
+    if resume and trainer.resume(resume_from):
         if context.is_main and not quiet:
             logger.info("resumed %s after epoch %d", trainer.files.last, trainer.epoch)
     if resume and trainer.epoch >= trainer.config.train.epochs and context.is_main:

@@ -112,3 +112,36 @@ def test_ict_shared_face_model(ict_face_path, tmp_path):
     extent = np.ptp(ds.vertices[0], axis=0).max()
     assert 10 < extent < 40  # a face in centimetres
     assert make_split(ds, "identity").sizes()["test"] == 12
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        (["../outside"], "leaves the folder"),
+        (["sub/shape0"], "leaves the folder"),
+        (["/etc/passwd"], "leaves the folder"),
+        (["..\\x", ".."], "leaves the folder"),
+        ("not a list", "no 'expressions' list"),
+        ([3], "no 'expressions' list"),
+    ],
+)
+def test_ict_facex_names_cannot_leave_the_folder(tmp_path, names, message):
+    """Expression names come from vertex_indices.json: a path out of the folder is refused."""
+    v, f = shapes.icosphere(1)
+    folder = tmp_path / "FaceXModel"
+    write_mesh(folder / "generic_neutral_mesh.obj", v, f)
+    write_mesh(tmp_path / "outside.obj", v, f)  # would be read by "../outside"
+    (folder / "vertex_indices.json").write_text(json.dumps({"expressions": names}))
+    with pytest.raises(DatasetError, match=message):
+        load_ict_model(folder, workers=1)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"other": 1}', b"\xff\xfe"])
+def test_ict_facex_bad_vertex_indices_is_a_dataset_error(tmp_path, text):
+    v, f = shapes.icosphere(1)
+    folder = tmp_path / "FaceXModel"
+    write_mesh(folder / "generic_neutral_mesh.obj", v, f)
+    path = folder / "vertex_indices.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(DatasetError, match="vertex_indices.json"):
+        load_ict_model(folder, workers=1)

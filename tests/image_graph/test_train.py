@@ -60,7 +60,7 @@ def test_bad_checkpoints_and_options(tmp_path, shapes):
         load_checkpoint(tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="checkpoint is unreadable"):
         load_checkpoint(bad)
     with pytest.raises(ConfigError, match="need epochs >= 1"):
         fit_classifier(_cnn(), *shapes, epochs=0, progress=False)

@@ -1,5 +1,10 @@
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 from deep3dmm.errors import ConfigError
 from deep3dmm.train.config import (
     DataConfig,
@@ -16,15 +21,15 @@ from deep3dmm.train.config import (
 def test_toml_round_trip(tmp_path):
     config = RunConfig(
         data=DataConfig(path="/data/coma", protocol="extrapolation", holdout="bareteeth"),
-        model=ModelConfig(preset="coma", conv="cheb", latent=8, channels=(16, 16, 16, 32)),
+        model=ModelConfig.from_preset("coma", conv="cheb", latent=8, channels=(16, 16, 16, 32)),
         optim=OptimConfig(optimizer="sgd", lr=8e-3, momentum=0.9),
         train=TrainConfig(epochs=300, batch_size=16, seed=3),
     )
     save_config(config, tmp_path / "c.toml")
     assert load_config(tmp_path / "c.toml") == config
     text = config_to_toml(config)
-    assert "[model]" in text and "channels = [16, 16, 16, 32]" in text
-    assert "pool" not in text  # None options are left out
+    assert "[model]" in text and tomllib.loads(text)["model"]["channels"] == [16, 16, 16, 32]
+    assert "reference_vertices" not in text  # None options are left out
 
 
 def test_missing_options_take_defaults(tmp_path):
@@ -41,7 +46,7 @@ def test_missing_options_take_defaults(tmp_path):
         ("[train]\nepoch = 3\n", "unknown option.*epoch.*known options"),
         ("[train]\nepochs = 'ten'\n", "train.epochs must be an integer"),
         ("[train]\nepochs = 0\n", "train.epochs must be >= 1"),
-        ("[model]\nconv = 'gcn'\n", "model.conv must be 'spiral' or 'cheb'"),
+        ("[model]\nconv = 'gcn'\n", "model.conv must be one of 'spiral', 'cheb'"),
         ("[model]\nchannels = [16, 'a']\n", "list of integers"),
         ("[optim]\noptimizer = 'rmsprop'\n", "optim.optimizer must be one of"),
         ("[optim]\nlr = -1.0\n", "optim.lr must be a positive"),
@@ -69,12 +74,13 @@ def test_replace_checks_types():
         RunConfig().replace(train={"batch_size": 2.5})
 
 
-def test_model_build_kwargs_only_explicit():
-    assert ModelConfig(preset="coma").build_kwargs() == {}
-    assert ModelConfig(conv="cheb", top_k=[4, 8]).build_kwargs() == {
-        "conv": "cheb",
-        "top_k": (4, 8),
-    }
+def test_model_presets_and_overrides():
+    assert ModelConfig.from_preset("coma").preset == "coma"
+    assert ModelConfig().preset == "deep3dmm-spiral"  # the defaults are the project's model
+    config = ModelConfig.from_preset("coma", top_k=[4, 8])
+    assert config.top_k == (4, 8) and config.conv == "cheb" and config.preset == ""
+    with pytest.raises(ConfigError, match="unknown model preset"):
+        ModelConfig.from_preset("coma2")
 
 
 def test_cli_defaults_embedded_and_published():

@@ -24,8 +24,10 @@ class Killed(Exception):
 
 def preset_config(tiny_config, data, preset, epochs):
     config = tiny_config(data.path, epochs=epochs, batch_size=4)
-    small = dict(K=2) if PRESETS[preset]["conv"] == "cheb" else {}  # K=6 is slow on CPU
-    return replace(config, model=ModelConfig(preset=preset, channels=(8, 8), latent=4, **small))
+    small = dict(K=2) if PRESETS[preset].conv == "cheb" else {}  # K=6 is slow on CPU
+    return replace(
+        config, model=ModelConfig.from_preset(preset, channels=(8, 8), latent=4, **small)
+    )
 
 
 def crash_at(config, run_dir, *, epoch: int, step: int):
@@ -70,3 +72,29 @@ def test_killed_mid_epoch_and_resumed_equals_straight(preset, spheres, tmp_path,
     train(preset_config(tiny_config, spheres, preset, 2), killed, resume=True, quiet=True)
     reference = load_checkpoint(RunFiles(straight).last)
     assert_same_state(reference, load_checkpoint(RunFiles(killed).last))
+
+
+def test_damaged_last_checkpoint_is_named_and_never_skipped_silently(
+    spheres, tmp_path, tiny_config, capsys
+):
+    """A truncated last.pt stops --resume with its name; --resume-from last.prev.pt continues
+    from the epoch before and still ends exactly where the uninterrupted run ends."""
+    from deep3dmm.cli import main
+    from deep3dmm.train import save_config
+
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    train(tiny_config(spheres.path, epochs=3, pool="attention"), straight, quiet=True)
+    train(tiny_config(spheres.path, epochs=2, pool="attention"), run, quiet=True)
+    files = RunFiles(run)
+    assert load_checkpoint(files.checkpoints / "last.prev.pt")["epoch"] == 1
+    files.last.write_bytes(files.last.read_bytes()[:1000])  # truncated by a crash or a copy
+    save_config(tiny_config(spheres.path, epochs=3, pool="attention"), tmp_path / "c.toml")
+    command = ["train", "--config", str(tmp_path / "c.toml"), "--out", str(run), "--resume",
+               "--quiet", "--no-eval"]  # fmt: skip
+    capsys.readouterr()
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(files.last) in err and "unreadable" in err
+    assert f"--resume-from {files.checkpoints / 'last.prev.pt'}" in err
+    assert main([*command, "--resume-from", str(files.checkpoints / "last.prev.pt")]) == 0
+    assert_same_state(load_checkpoint(RunFiles(straight).last), load_checkpoint(files.last))

@@ -62,6 +62,47 @@ def _load_npz(path: Path) -> dict:
     return model
 
 
+def _expression_names(config_path: Path) -> list[str]:
+    """The ``expressions`` list of ICT-FaceKit's ``vertex_indices.json``.
+
+    Raises:
+        DatasetError: not JSON, no ``expressions`` list of strings.
+    """
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(f"unreadable JSON ({exc})", path=config_path) from exc
+    names = config.get("expressions") if isinstance(config, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise DatasetError(
+            "no 'expressions' list of names",
+            path=config_path,
+            fix="use the vertex_indices.json of ICT-FaceKit's FaceXModel folder",
+        )
+    return names
+
+
+def _inside(folder: Path, name: str, source: Path) -> Path:
+    """``folder / name``, refusing a name (read from ``source``) that leaves ``folder``.
+
+    Raises:
+        DatasetError: an absolute path, a path separator or ``..`` in ``name``.
+    """
+    path = folder / name
+    if (
+        Path(name).is_absolute()
+        or Path(name).name != name
+        or name in (".", "..")
+        or "\\" in name
+    ):  # (a plain name: files that are symlinks, as git-annex makes, still resolve)
+        raise DatasetError(
+            f"file name {name!r} leaves the folder {folder}",
+            path=source,
+            fix="expression names must be plain file names (no '/', '\\' or '..')",
+        )
+    return path
+
+
 def _load_facex(folder: Path, workers: int | None) -> dict:
     config_path = folder / "vertex_indices.json"
     neutral_path = folder / "generic_neutral_mesh.obj"
@@ -72,13 +113,13 @@ def _load_facex(folder: Path, workers: int | None) -> dict:
                 path=folder,
                 fix="pass the FaceXModel folder of ICT-FaceKit or an ICT .npz",
             )
-    names = [str(n) for n in json.loads(config_path.read_text())["expressions"]]
+    names = _expression_names(config_path)
     identities = []
     while (folder / f"identity{len(identities):03d}.obj").is_file():
         identities.append(folder / f"identity{len(identities):03d}.obj")
     neutral, faces = read_mesh(neutral_path)
     template = Template(neutral, faces, name="ict", unit="cm")
-    paths = identities + [folder / f"{n}.obj" for n in names]
+    paths = identities + [_inside(folder, f"{n}.obj", config_path) for n in names]
     chunks = [paths[i : i + 8] for i in range(0, len(paths), 8)]
     blocks = []
     with tqdm(total=len(paths), unit="mesh", desc="read FaceXModel", disable=None) as bar:
@@ -172,7 +213,7 @@ def import_ict(
     Args:
         src: an ICT ``.npz`` or the ``FaceXModel`` folder.
         out_dir: the prepared dataset folder to write.
-        skip_bad: unused (sampled meshes are valid by construction; kept for the CLI).
+        skip_bad: must be False (sampled meshes are valid by construction).
         workers: reader processes for the FaceXModel OBJ files.
         identities: subjects to sample (``id000``, ...).
         sequences: expression sequences, shared by all subjects.
@@ -183,7 +224,12 @@ def import_ict(
             9409 for the face region of the full FaceXModel head.
         seed: random seed; the same seed gives the same dataset.
     """
-    del skip_bad
+    if skip_bad:
+        raise ConfigError(
+            "skip_bad (--skip-bad) does not apply to the ict importer: it samples meshes from "
+            "a model, so there are no bad files to skip",
+            fix="drop --skip-bad",
+        )
     for name, value in (("identities", identities), ("sequences", sequences), ("frames", frames)):
         if value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")

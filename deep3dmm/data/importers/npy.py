@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from deep3dmm.data.importers.reading import resolve_unit
 from deep3dmm.data.prepared import IndexRow, PreparedDataset, PreparedDatasetWriter
-from deep3dmm.errors import DatasetError
+from deep3dmm.errors import ConfigError, DatasetError
 from deep3dmm.mesh.template import Template
 
 __all__ = ["import_npy"]
@@ -74,12 +74,17 @@ def import_npy(
         src: the folder holding train.npy and test.npy.
         out_dir: the prepared dataset folder to write.
         skip_bad: skip rows with NaN/inf values (recorded in meta.json) instead of stopping.
-        workers: unused (arrays are read sequentially, memory-mapped, in chunks).
+        workers: must be None (arrays are read sequentially, memory-mapped, in chunks).
         template: the template mesh file (default: searched, see the module docstring).
         unit: "m", "cm" or "mm" (default: guessed from the template size).
         subject: subject name recorded for every row (the arrays carry none).
     """
-    del workers  # memory-mapped chunked copies; no parsing to parallelise
+    if workers is not None:  # memory-mapped chunked copies; no parsing to parallelise
+        raise ConfigError(
+            f"workers (--workers {workers}) does not apply to the npy importer: its arrays "
+            "are copied memory-mapped, with nothing to parse in parallel",
+            fix="drop --workers",
+        )
     src = Path(src)
     if not src.is_dir():
         raise DatasetError("folder not found", path=src, fix="expected SRC/train.npy, test.npy")
