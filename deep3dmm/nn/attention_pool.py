@@ -11,7 +11,12 @@ from torch import Tensor, nn
 from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.clustered_topk import ClusteredTopK
-from deep3dmm.nn.config import ATTENTION_MODES, NORMALIZATIONS
+from deep3dmm.nn.config import (
+    ATTENTION_MODES,
+    AUTO_EXACT_SCORES,
+    NORMALIZATIONS,
+    TOPK_SEARCHES,
+)
 from deep3dmm.nn.sparse import (
     constant_spmm,
     csr_from_buffers,
@@ -34,10 +39,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 _WARNED: set[tuple[int, int]] = set()  # (top_k, V_in) pairs already reported
 
-TOPK_SEARCHES = ("auto", "exact", "approximate")
-#: ``topk_search="auto"`` uses the exact dense search up to this many scores (V_out * V_in)
-#: per level and the clustered approximate search above (a 20k -> 5k level has 1e8).
-AUTO_EXACT_SCORES = 50_000_000
 _FROZEN = (
     "frozen_crow",
     "frozen_col",
