@@ -45,6 +45,17 @@ def shared_data() -> Path:
     return ROOT.parent / "shared" / "data"
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set, MiB: ``VmHWM`` of /proc/self/status (reset by exec,
+    unlike ``ru_maxrss``, which a subprocess inherits from its parent on Linux)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 
@@ -207,7 +218,7 @@ def worker(args) -> dict:
     else:
         hierarchy = MeshHierarchy.cached(template, **params)
     build_s = time.perf_counter() - start
-    rss_base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    rss_base = peak_rss_mb()
     torch.manual_seed(0)
     data = torch.randn(args.batch, hierarchy.num_vertices[0], 3, device=device) * 0.1
     pools = args.pool.split(",")
@@ -223,7 +234,7 @@ def worker(args) -> dict:
                build_s=round(build_s, 2), step_ms=[round(t * 1e3, 1) for t in times],
                ratio=round(ratios[-1], 3), load_start=round(load_start, 1),
                load_end=round(load_average(), 1),
-               peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0),
+               peak_rss_mb=round(peak_rss_mb()),
                rss_before_model_mb=round(rss_base))  # fmt: skip
     if device.type == "cuda":
         row["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
