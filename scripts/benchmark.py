@@ -57,9 +57,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark_scale import (  # noqa: E402
     add_arguments,
+    inference,
     section_peer,
     section_scaling,
     shared_data,
+    train_step,
 )
 
 SHARED = shared_data()  # <repo>/../shared/data, or $DEEP3DMM_SHARED/data, or /work/shared/data
@@ -134,34 +136,6 @@ def benchmark_hierarchy(quick: bool):
         template, factors=(4, 4, 4, 4), spiral_length=9, spiral_dilation=1, seed=0
     )
     return hierarchy, name
-
-
-def train_step(model, data, forward=None):
-    """One training step closure: forward, L1 loss, backward, Adam.
-
-    ``forward`` replaces ``model`` in the forward pass (the naive reference, which shares
-    ``model``'s parameters).
-    """
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    forward = forward or model
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss = (forward(data) - data).abs().mean()
-        loss.backward()
-        optimizer.step()
-
-    return step
-
-
-def inference(model, data):
-    """One inference closure (``torch.inference_mode``)."""
-
-    def run():
-        with torch.inference_mode():
-            model(data)
-
-    return run
 
 
 # ---------------------------------------------------------------------------------- FLOPs

@@ -5,6 +5,7 @@ import torch
 
 from deep3dmm.nn import SpiralConv
 from deep3dmm.nn.spiral_gather import SpiralTables, spiral_gather_linear, spiral_matmul_gather
+from tests.nn.conftest import loop_reference
 
 
 def previous_implementation(conv: SpiralConv, x: torch.Tensor) -> torch.Tensor:
@@ -12,15 +13,6 @@ def previous_implementation(conv: SpiralConv, x: torch.Tensor) -> torch.Tensor:
     b, v, _ = x.shape
     gathered = x.index_select(1, conv.spirals.view(-1))  # (B, V*L, C_in)
     return conv.linear(gathered.view(b, v, -1))
-
-
-def loop_reference(conv: SpiralConv, x: torch.Tensor) -> torch.Tensor:
-    """Naive oracle: per vertex, concatenate the spiral's features, then the linear map."""
-    out = []
-    for i in range(conv.num_vertices):
-        feats = torch.cat([x[:, int(j)] for j in conv.spirals[i]], dim=-1)  # (B, L*C)
-        out.append(feats @ conv.linear.weight.t() + conv.linear.bias)
-    return torch.stack(out, 1)
 
 
 def padded_spirals(hierarchy, level: int) -> torch.Tensor:
