@@ -12,8 +12,6 @@ value gradient, so nothing of size ``nnz x B x C`` or ``V_out x V_in x B`` is ev
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -32,9 +30,8 @@ __all__ = [
     "from_vertex_major",
 ]
 
-# CSR products are used deliberately (and validated at construction): silence the beta notices.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+# torch's notices about the CSR products used deliberately here (validated at construction)
+# are silenced by the entry points (deep3dmm.cli.QUIET_WARNINGS), not by the library.
 
 
 def csr_parts(matrix) -> tuple[Tensor, Tensor, Tensor]:
