@@ -49,7 +49,7 @@ def _exact_svd(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
     """Top ``rank`` singular values and right singular vectors of ``(N, D)`` ``matrix``.
 
     Through the eigendecomposition of the smaller Gram matrix (``A A^T`` when N <= D, else
-    ``A^T A``): one matrix product and a small ``eigh``, ~10x faster than a full SVD of a
+    ``A^T A``): one matrix product and a small ``eigh``, cheaper than a full SVD of a
     wide matrix; in float64 the leading components agree with ``numpy.linalg.svd`` to
     ~1e-8 (the error of an eigenvalue is ~eps * sigma_1^2).
     """

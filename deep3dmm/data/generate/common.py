@@ -113,8 +113,8 @@ def load_anny(kind: str, local_changes: tuple[str, ...]):
     """The anny model of one kind, float32, linear blend skinning, in eval mode.
 
     The first use of a configuration builds anny's cache under ``~/.cache/anny``
-    (``ANNY_CACHE_DIR``): about a minute for the first model (parsing the MakeHuman
-    assets, shared), 10-50 s for each further one; a file lock serialises builds.
+    (``ANNY_CACHE_DIR``): the first model parses the MakeHuman assets (shared), each further
+    one builds its own part (times: docs/data.md); a file lock serialises builds.
 
     Args:
         kind: ``"head"``, ``"hand"`` (right hand) or ``"body"``.
