@@ -1,17 +1,21 @@
 """deep3dmm: deep 3D morphable models over registered meshes."""
 
-from deep3dmm.errors import (
-    CheckpointError,
-    ConfigError,
-    DatasetError,
-    Deep3DMMError,
-    MeshFormatError,
-    TopologyMismatchError,
-)
-from deep3dmm.mesh import Template, read_mesh, write_mesh
-from deep3dmm.nn import MeshAutoencoder
+from deep3dmm._lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "CheckpointError": "deep3dmm.errors",
+    "ConfigError": "deep3dmm.errors",
+    "DatasetError": "deep3dmm.errors",
+    "Deep3DMMError": "deep3dmm.errors",
+    "MeshFormatError": "deep3dmm.errors",
+    "TopologyMismatchError": "deep3dmm.errors",
+    "Template": "deep3dmm.mesh",
+    "read_mesh": "deep3dmm.mesh",
+    "write_mesh": "deep3dmm.mesh",
+    "MeshAutoencoder": "deep3dmm.nn",
+}
 
 __all__ = [
     "CheckpointError",
@@ -26,3 +30,5 @@ __all__ = [
     "read_mesh",
     "write_mesh",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -1,7 +1,9 @@
 """Typed errors raised by the library and turned into one clear line by the CLI.
 
 Every error carries the message, optionally the file it concerns and the fix,
-so the command line can print ``<file>: <what went wrong>. Fix: <what to do>``.
+so the command line can print ``<file>: <what went wrong>. Fix: <what to do>``. Every error
+class of the package is defined here; errors about a value or a shape
+(:class:`ConfigError`, :class:`TopologyMismatchError`) are also ``ValueError``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ __all__ = [
     "DatasetError",
     "CheckpointError",
     "ConfigError",
+    "MissingDependencyError",
+    "NonFiniteLossError",
+    "StaleEvaluationError",
 ]
 
 
@@ -46,7 +51,7 @@ class MeshFormatError(Deep3DMMError):
     """A mesh file is missing, empty, corrupt, not a mesh, or holds non-finite values."""
 
 
-class TopologyMismatchError(Deep3DMMError):
+class TopologyMismatchError(Deep3DMMError, ValueError):
     """Vertices or faces do not match the template (registered meshes share one topology)."""
 
 
@@ -58,5 +63,17 @@ class CheckpointError(Deep3DMMError):
     """A checkpoint or run directory is missing, corrupt, or belongs to another template/model."""
 
 
-class ConfigError(Deep3DMMError):
+class ConfigError(Deep3DMMError, ValueError):
     """An option or configuration value is invalid."""
+
+
+class MissingDependencyError(ConfigError):
+    """An optional dependency is not installed (the message names the pip command)."""
+
+
+class NonFiniteLossError(Deep3DMMError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+class StaleEvaluationError(Deep3DMMError):
+    """A stored evaluation does not belong to the run's current checkpoint, dataset or split."""

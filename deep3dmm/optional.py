@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from deep3dmm.errors import ConfigError
+from deep3dmm.errors import MissingDependencyError
 
 __all__ = ["EXTRAS", "MissingDependencyError", "require", "missing_dependency_error"]
 
@@ -14,10 +14,6 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "sklearn": ("scikit-learn", "image"),
     "nltk": ("nltk", "image"),
 }
-
-
-class MissingDependencyError(ConfigError):
-    """An optional dependency is not installed (the message names the pip command)."""
 
 
 def missing_dependency_error(module: str, *, feature: str | None = None) -> MissingDependencyError:

@@ -16,7 +16,7 @@ RUN=""
 for d in $(ls -td runs/*/); do
   if [ -f "${d}checkpoints/best.pt" ]; then RUN="${d%/}"; break; fi
 done
-deep3dmm render "$RUN" --out "$RUN/render" --count 4 --views front,side
+deep3dmm render "$RUN" --out "$RUN/render" --count 4 --view front,side
 deep3dmm interpolate "$RUN" --from 5 --to 185 --steps 8 --out "$RUN/interpolation"
 echo
 echo "demo finished: run folder $RUN"

@@ -11,7 +11,7 @@ train() {  # name, options...
   for seed in $SEEDS; do
     if [ ! -f "$RUNS/$name/seed$seed/metrics.json" ]; then
       rm -rf "$RUNS/$name/seed$seed"
-      deep3dmm image train classify --epochs "$EPOCHS" --seed "$seed" --no-progress \
+      deep3dmm image train classify --epochs "$EPOCHS" --seed "$seed" --quiet \
         --out "$RUNS/$name/seed$seed" "$@"
     fi
   done
@@ -29,6 +29,6 @@ done
 if [ ! -f "$RUNS/reconstruct_maxpool_gcn/metrics.json" ]; then
   rm -rf "$RUNS/reconstruct_maxpool_gcn"
   deep3dmm image train reconstruct --epochs "$EPOCHS" --keypoints maxpool --graph gcn \
-    --no-progress --out "$RUNS/reconstruct_maxpool_gcn"
+    --quiet --out "$RUNS/reconstruct_maxpool_gcn"
 fi
 deep3dmm image show "$RUNS/reconstruct_maxpool_gcn"

@@ -1,21 +1,26 @@
 #!/usr/bin/env python
-"""The accuracy study: COMA / SpiralNet++ / Deep3DMM (spectral, spiral) on the data available here.
+"""The accuracy study: PCA / COMA / SpiralNet++ / Deep3DMM (spectral, spiral) on the data here.
 
 Runs (each one a run folder of ``deep3dmm train``, under ``--root``, default ``runs/study``):
 
-1. faces, latent 16, the four methods (the main table);
-2. the aggregation ablation on the spiral backbone at latent 16: fixed only (= SpiralNet++),
-   learned head only (``attention_mode="learned"``), fused (= Deep3DMM spiral, top-k 8/32),
-   fused with top-k 4, 8, 16, 32 in both directions;
-3. faces at latents 8, 32, 64;
-4. anny bodies and anny hands at latent 16 (interpolation split);
-5. ICT faces (``../shared/data/ict_face``, identity split: unseen people) at latents
-   16, 8, 32, 64, when the file is present.
+1. faces, latent 16, the four deep methods and the linear 3DMM (PCA; the main table);
+2. faces at latents 8, 32, 64 (all five methods);
+3. anny bodies, anny hands (interpolation split) and ICT faces (``../shared/data/ict_face``,
+   identity split: unseen people, when the file is present) at latent 16, with PCA at
+   every latent (a closed-form fit costs seconds);
+4. with ``--ablation``: the aggregation ablation on the spiral backbone at latent 16: fixed
+   only (= SpiralNet++), learned head only (``attention_mode="learned"``), fused
+   (= Deep3DMM spiral, top-k 8/32), fused with top-k 4, 8, 16, 32 in both directions.
 
-The reduced schedule (default; sized for a 2-core CPU) and the published ones (``--full``,
-for a GPU) are in :data:`REDUCED` and :data:`FULL`. Every run resumes: a killed study,
-started again with the same command, skips finished runs and continues the unfinished
-one from its last completed epoch (the trainer's ``--resume``).
+Deep runs train until the validation error stops improving (:data:`REDUCED`: ``patience``
+epochs without a ``min_delta`` relative improvement), with an epoch cap per dataset; the
+tables say whether each run converged or hit the cap. The default grid and dataset sizes
+are sized so the whole study takes about two hours on 2 CPU cores (``--list`` prints the
+estimate, from :data:`SECONDS_PER_MESH_EPOCH`, measured); the published schedules
+(``--full``, 300 epochs, for a GPU) are in :data:`FULL`. Every run resumes: a killed study,
+started again with the same command, skips finished runs and continues the unfinished one
+from its last completed epoch (the trainer's ``--resume``). Each root keeps its own copy of
+the datasets (``ROOT/data``): after the generators change, start a fresh ``--root``.
 
     python scripts/study.py                       # the whole study, then docs/results.md
     python scripts/study.py --only 'faces/latent16/*'
@@ -30,6 +35,7 @@ import argparse
 import fnmatch
 import json
 import logging
+import math
 import os
 import statistics
 import sys
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # machine.py, study_reading.py
 SHARED = ROOT.parent / "shared" / "data"
 ICT_PATH = SHARED / "ict_face" / "ict_face_region.npz"
 log = logging.getLogger("study")
@@ -48,7 +55,9 @@ METHODS = {  # method -> (preset, label, backbone, pooling)
     "deep3dmm-spectral": ("deep3dmm-spectral", "Deep3DMM spectral (attention)", "spectral",
                           "attention"),
     "deep3dmm-spiral": ("deep3dmm-spiral", "Deep3DMM spiral (attention)", "spiral", "attention"),
+    "pca": ("pca", "PCA (linear 3DMM)", "linear", "-"),
 }  # fmt: skip
+DEEP = tuple(m for m in METHODS if m != "pca")
 ATTENTION_OF = {"coma": "deep3dmm-spectral", "spiralnet++": "deep3dmm-spiral"}
 LATENTS = (16, 8, 32, 64)
 
@@ -61,9 +70,9 @@ DATASETS = {
 }
 SIZES = {  # generator / importer arguments (the reduced and the full study use the same data)
     "faces": dict(subjects=10, sequences=12, frames=10),  # as the default faces dataset
-    "bodies": dict(subjects=8, sequences=8, frames=8),
+    "bodies": dict(subjects=5, sequences=5, frames=8),
     "hands": dict(subjects=10, sequences=6, frames=10),
-    "ict": dict(identities=10, sequences=12, frames=10),
+    "ict": dict(identities=8, sequences=8, frames=10),
 }
 TINY_SIZES = {
     "faces": dict(subjects=2, sequences=2, frames=10),
@@ -76,9 +85,25 @@ TINY_SIZES = {
 # reduced study (Adam 1e-3, decay 0.99 per epoch) so that differences come from the models.
 REDUCED = {
     "optim": dict(optimizer="adam", lr=1e-3, lr_decay=0.99),
-    "epochs": {"faces": 20, "bodies": 8, "hands": 20, "ict": 10},
+    "epochs": {"faces": 30, "bodies": 25, "hands": 40, "ict": 25},  # caps
+    "patience": 6,
+    "min_delta": 0.01,
     "batch_size": 16,
 }
+# Seconds per training mesh and epoch (validation included) on 2 CPU cores, per dataset and
+# method: the planning estimate of --list. Measured: the quiet-machine runs (load ~2) of the
+# previous study (20 / 8 / 20 / 10 epochs; docs/results.md of 2026-11-21), before the later
+# attention speed-ups, so conservative. Caps x these = about 1.9 h for the default grid.
+SECONDS_PER_MESH_EPOCH = {
+    "faces": {"coma": 0.0056, "spiralnet++": 0.0078, "deep3dmm-spectral": 0.0104,
+              "deep3dmm-spiral": 0.0128},
+    "bodies": {"coma": 0.0201, "spiralnet++": 0.0238, "deep3dmm-spectral": 0.0585,
+               "deep3dmm-spiral": 0.130},
+    "hands": {"coma": 0.0050, "spiralnet++": 0.0075, "deep3dmm-spectral": 0.0138,
+              "deep3dmm-spiral": 0.0119},
+    "ict": {"coma": 0.0119, "spiralnet++": 0.0181, "deep3dmm-spectral": 0.0188,
+            "deep3dmm-spiral": 0.0250},
+}  # fmt: skip
 # The published schedules (docs/training.md presets): COMA-style models SGD 8e-3, momentum
 # 0.9, batch 16; spiral models Adam 1e-3, batch 32; 300 epochs, decay 0.99.
 FULL = {
@@ -86,7 +111,7 @@ FULL = {
     "spiral": dict(optimizer="adam", lr=1e-3, lr_decay=0.99, batch_size=32),
     "epochs": 300,
 }
-TINY = {"epochs": 1, "batch_size": 8}
+TINY = {"epochs": 2, "batch_size": 8, "patience": 1}
 
 
 @dataclass(frozen=True)
@@ -110,16 +135,24 @@ class RunSpec:
     label: str = ""
 
 
-def plan(*, ict: bool = True) -> list[RunSpec]:
+def plan(*, ict: bool = True, ablation: bool = False) -> list[RunSpec]:
     """All runs, most important first (see the module docstring)."""
 
-    def main(dataset: str, latent: int) -> list[RunSpec]:
+    def main(dataset: str, latent: int, methods=tuple(METHODS)) -> list[RunSpec]:
         return [
             RunSpec(f"{dataset}/latent{latent}/{m}", dataset, m, latent, label=METHODS[m][1])
-            for m in METHODS
+            for m in methods
         ]
 
     runs = main("faces", 16)
+    for latent in LATENTS[1:]:
+        runs += main("faces", latent)
+    for dataset in ("bodies", "hands", "ict") if ict else ("bodies", "hands"):
+        runs += main(dataset, 16)
+        for latent in LATENTS[1:]:
+            runs += main(dataset, latent, ("pca",))
+    if not ablation:
+        return runs
     learned = {"attention_mode": "learned"}
     runs += [RunSpec("faces/ablation/learned", "faces", "deep3dmm-spiral", 16, learned,
                      "learned head only (no fixed prior)")]  # fmt: skip
@@ -134,12 +167,6 @@ def plan(*, ict: bool = True) -> list[RunSpec]:
         )  # fmt: skip
         for k in (4, 8, 16, 32)
     ]
-    for latent in LATENTS[1:]:
-        runs += main("faces", latent)
-    runs += main("bodies", 16) + main("hands", 16)
-    if ict:
-        for latent in LATENTS:
-            runs += main("ict", latent)
     return runs
 
 
@@ -176,25 +203,33 @@ def run_config(spec: RunSpec, data: Path, *, full: bool, tiny: bool, device: str
     from deep3dmm.train import DataConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 
     preset, _, backbone, _ = METHODS[spec.method]
+    data_config = DataConfig(path=str(data), protocol=DATASETS[spec.dataset]["protocol"])
+    if spec.method == "pca":  # closed form: no optimiser, epochs or batches
+        return RunConfig(data=data_config, model=ModelConfig.from_preset("pca", latent=spec.latent),
+                         train=TrainConfig(seed=0, device=device))  # fmt: skip
+    patience, min_delta = REDUCED["patience"], REDUCED["min_delta"]
     if full:
         sched = dict(FULL[backbone])
         batch, epochs = sched.pop("batch_size"), FULL["epochs"]
-        optim = OptimConfig(**sched)
+        optim, patience = OptimConfig(**sched), 0  # as published: all 300 epochs
     else:
         optim = OptimConfig(**REDUCED["optim"])
         batch, epochs = REDUCED["batch_size"], REDUCED["epochs"][spec.dataset]
     if tiny:
-        batch, epochs = TINY["batch_size"], TINY["epochs"]
+        batch, epochs, patience = TINY["batch_size"], TINY["epochs"], TINY["patience"]
     return RunConfig(
-        data=DataConfig(path=str(data), protocol=DATASETS[spec.dataset]["protocol"]),
+        data=data_config,
         model=ModelConfig.from_preset(preset, latent=spec.latent, **spec.model),
         optim=optim,
-        train=TrainConfig(epochs=epochs, batch_size=batch, seed=0, device=device),
+        train=TrainConfig(epochs=epochs, batch_size=batch, seed=0, device=device,
+                          patience=patience, min_delta=min_delta),  # fmt: skip
     )
 
 
 def epochs_of(spec: RunSpec, args) -> int:
-    """The epochs the schedule of ``args`` gives this run."""
+    """The epoch cap the schedule of ``args`` gives this run (1: the PCA fit)."""
+    if spec.method == "pca":
+        return 1
     if args.tiny:
         return TINY["epochs"]
     return FULL["epochs"] if args.full else REDUCED["epochs"][spec.dataset]
@@ -214,7 +249,22 @@ def is_finished(spec: RunSpec, root: Path, args) -> bool:
     if summary.stale is not None:
         log.info("%s: re-evaluating (%s)", files.root, summary.stale)
         return False
-    return summary.epochs >= epochs_of(spec, args)
+    return summary.epochs >= epochs_of(spec, args) or convergence(files.root) == "yes"
+
+
+def convergence(run_dir: Path) -> str:
+    """"yes" (early stopping ended the run), "no" (not stopped by patience: the cap, or
+    still running) or "closed form" (PCA), from the run's config and last checkpoint."""
+    from deep3dmm.train import RunFiles, load_checkpoint, load_config
+
+    files = RunFiles(run_dir)
+    config = load_config(files.config)
+    if config.model.kind == "pca":
+        return "closed form"
+    state = load_checkpoint(files.last)
+    stall = int(state.get("stall", state["best"])["epoch"])
+    patience = config.train.patience
+    return "yes" if patience and int(state["epoch"]) - stall >= patience else "no"
 
 
 def run_one(spec: RunSpec, root: Path, args) -> None:
@@ -233,6 +283,16 @@ def run_one(spec: RunSpec, root: Path, args) -> None:
     # times in the report are only comparable between runs with similar loads.
     load = {"load_start": round(load_start, 2), "load_end": round(os.getloadavg()[0], 2)}
     atomic_write_text(run_dir / "study_load.json", json.dumps(load))
+
+
+def planned_seconds(spec: RunSpec, *, tiny: bool = False) -> float:
+    """Worst-case training seconds of a run on 2 CPU cores (deep: to its epoch cap)."""
+    sizes = (TINY_SIZES if tiny else SIZES)[spec.dataset]
+    train = 0.8 * math.prod(sizes.values())  # meshes in the train split
+    if spec.method == "pca":
+        return 30.0  # measured on the default faces (972 train meshes): 2.5-9 s CPU
+    cap = TINY["epochs"] if tiny else REDUCED["epochs"][spec.dataset]
+    return cap * train * SECONDS_PER_MESH_EPOCH[spec.dataset][spec.method]
 
 
 def select(runs: list[RunSpec], pattern: str | None) -> list[RunSpec]:
@@ -258,11 +318,11 @@ def _load(run_dir: Path) -> str:
     return f"{load['load_start']:.1f}-{load['load_end']:.1f}"
 
 
-def _collect(runs: list[RunSpec], root: Path, args) -> dict[str, dict]:
-    """Per run name: ``{"spec", "summary", "test"}`` for finished runs, ``None`` otherwise."""
+def _collect(runs: list[RunSpec], root: Path, args) -> tuple[dict, dict[str, str]]:
+    """Per run name: its summary (``None`` when not finished) and its convergence."""
     from deep3dmm.analysis.compare import summarize_run
 
-    out = {}
+    out, converged = {}, {}
     for spec in runs:
         run_dir = root / spec.name
         try:
@@ -271,7 +331,24 @@ def _collect(runs: list[RunSpec], root: Path, args) -> dict[str, dict]:
             log.warning("%s: %s", run_dir, exc)
             done = False
         out[spec.name] = summarize_run(run_dir) if done else None
-    return out
+        converged[spec.name] = convergence(run_dir) if done else ""
+    return out, converged
+
+
+def reading_rows(runs: list[RunSpec], results, converged) -> list:
+    """The finished runs as :class:`study_reading.Result` rows (main grid only)."""
+    from study_reading import Result
+
+    rows = []
+    for spec in runs:
+        s = results.get(spec.name)
+        if s is None or "/latent" not in spec.name:
+            continue
+        state = converged.get(spec.name)
+        rows.append(Result(spec.dataset, spec.method, spec.latent, s.test["mean_mm"], s.epochs,
+                           None if state == "closed form" else state == "yes",
+                           s.train_seconds))  # fmt: skip
+    return rows
 
 
 def _schedule_text(args) -> str:
@@ -285,34 +362,39 @@ def _schedule_text(args) -> str:
         return f"**Tiny smoke schedule** (`--tiny`): {TINY} on tiny datasets {TINY_SIZES}."
     epochs = ", ".join(f"{k} {v}" for k, v in REDUCED["epochs"].items())
     return (
-        f"**Reduced schedule** (default, sized for a 2-core CPU): Adam 1e-3 for every method "
-        f"(COMA's SGD 8e-3 needs its 300 epochs), decay 0.99 per epoch, batch "
-        f"{REDUCED['batch_size']}, seed 0, epochs per dataset: {epochs}. Datasets: "
-        + "; ".join(f"{k} {v}" for k, v in SIZES.items())
+        f"**Reduced schedule** (default, sized for about two hours on a 2-core CPU): Adam 1e-3 "
+        f"for every deep method (COMA's SGD 8e-3 needs its 300 epochs), decay 0.99 per epoch, "
+        f"batch {REDUCED['batch_size']}, seed 0; each deep run trains until its validation "
+        f"error has not improved by {REDUCED['min_delta']:.0%} for {REDUCED['patience']} "
+        f"epochs (early stopping; best-validation checkpoint), capped at (epochs per "
+        f"dataset) {epochs}. PCA is fitted in closed form (SVD of the training split). "
+        "Datasets: " + "; ".join(f"{k} {v}" for k, v in SIZES.items())
         + " (subjects/identities x sequences x frames). The published schedules (300 "
-        "epochs) are `python scripts/study.py --full --device cuda`; these reduced runs are "
-        "far from converged, so the errors are higher than the papers' and the ranking is "
-        "the ranking after a short training, from one seed."
+        "epochs, no early stopping) are `python scripts/study.py --full --device cuda`. One "
+        "seed per configuration."
     )
 
 
-def _dataset_section(name: str, runs, results) -> list[str]:
+def _dataset_section(name: str, runs, results, converged, args) -> list[str]:
     lines = [f"### {DATASETS[name]['label']}", ""]
     lines += [
-        "| method | latent | parameters | epochs | training time | load avg | test mean mm "
-        "| median mm | std mm |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| method | latent | parameters | epochs (cap) | converged | training time | load avg "
+        "| test mean mm | median mm | std mm |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     specs = sorted((s for s in runs if s.dataset == name and "/latent" in s.name),
                    key=lambda s: (s.latent, list(METHODS).index(s.method)))  # fmt: skip
     for spec in specs:
         s = results[spec.name]
         if s is None:
-            lines.append(f"| {spec.label} | {spec.latent} | | | not run yet | | | | |")
+            lines.append(f"| {spec.label} | {spec.latent} | | | | not run yet | | | | |")
             continue
+        cap = "" if spec.method == "pca" else f" ({epochs_of(spec, args)})"
+        state = converged[spec.name]
+        state = "**no** (cap)" if state == "no" else state
         lines.append(
-            f"| {spec.label} | {spec.latent} | {s.num_parameters:,} | {s.epochs} | "
-            f"{s.train_seconds / 60:.1f} min | {_load(s.run)} | {_mm(s.test['mean_mm'])} | "
+            f"| {spec.label} | {spec.latent} | {s.num_parameters:,} | {s.epochs}{cap} | {state} "
+            f"| {s.train_seconds / 60:.1f} min | {_load(s.run)} | {_mm(s.test['mean_mm'])} | "
             f"{_mm(s.test['median_mm'])} | {_mm(s.test['std_mm'])} |"
         )
     latents = sorted({s.latent for s in specs})
@@ -320,11 +402,14 @@ def _dataset_section(name: str, runs, results) -> list[str]:
         lines += ["", "Test mean error (mm) by latent size:", ""]
         lines.append("| method | " + " | ".join(f"latent {z}" for z in latents) + " |")
         lines.append("|---|" + "---:|" * len(latents))
+        planned = {s.name for s in specs}
         for method in METHODS:
             cells = []
             for z in latents:
-                s = results.get(f"{name}/latent{z}/{method}")
-                cells.append(_mm(s.test["mean_mm"]) if s else "not run yet")
+                key = f"{name}/latent{z}/{method}"
+                s = results.get(key)
+                cells.append(_mm(s.test["mean_mm"]) if s else
+                             ("not run yet" if key in planned else "-"))  # fmt: skip
             lines.append(f"| {METHODS[method][1]} | " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -341,10 +426,19 @@ def _pairs(results, runs):
     return out
 
 
-def _reading(results, runs) -> list[str]:
-    """An honest reading generated from the numbers: where attention helps, by how much."""
-    pairs = _pairs(results, runs)
+def _reading(results, runs, converged) -> list[str]:
+    """An honest reading generated from the numbers: who wins where (PCA included), by how
+    much, and where attention pooling helps."""
+    from study_reading import deep_vs_linear, winners
+
+    rows = reading_rows(runs, results, converged)
+    labels = {m: METHODS[m][1] for m in METHODS}
+    names = {d: DATASETS[d]["label"] for d in DATASETS}
     lines = ["## Reading", ""]
+    lines += ["### Who wins (per dataset and latent size)", ""]
+    lines += winners(rows, labels, names) or ["No dataset/latent cell with two finished runs."]
+    lines += [""] + deep_vs_linear(rows, names) + ["", "### Attention pooling", ""]
+    pairs = _pairs(results, runs)
     if not pairs:
         return lines + ["No finished fixed/attention pair yet.", ""]
     changes = []
@@ -450,12 +544,12 @@ def _ablation(results, runs) -> list[str]:
 
 def write_report(runs: list[RunSpec], root: Path, docs: Path, args) -> Path:
     """Write the results page from the finished runs' stored evaluations."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from machine import machine_description
+    from study_reading import published_addition
 
     from deep3dmm.atomic import atomic_write_text
 
-    results = _collect(runs, root, args)
+    results, converged = _collect(runs, root, args)
     finished = [s.name for s in runs if results[s.name]]
     missing = [s.name for s in runs if not results[s.name]]
     figure_lines = _figure(runs, root, docs, results)
@@ -464,7 +558,7 @@ def write_report(runs: list[RunSpec], root: Path, docs: Path, args) -> Path:
     except ValueError:
         rel_root = root
     lines = [
-        "# Results: reconstruction error of COMA, SpiralNet++ and Deep3DMM",
+        "# Results: reconstruction error of PCA, COMA, SpiralNet++ and Deep3DMM",
         "",
         "Generated by `python scripts/study.py --report` from the runs' stored evaluations "
         f"(`{rel_root}/<run>/eval/test.json`); never edit by hand.",
@@ -473,6 +567,8 @@ def write_report(runs: list[RunSpec], root: Path, docs: Path, args) -> Path:
         "",
         _schedule_text(args),
         "",
+        *([published_addition(reading_rows(runs, results, converged), FULL["epochs"]), ""]
+          if not args.full else []),
         "Error: mean / median / std over all vertices of all test meshes of the per-vertex "
         "Euclidean distance in mm (best-validation checkpoint). Parameters: trainable "
         "parameters while training (attention keys/queries included). Training time: wall "
@@ -492,12 +588,12 @@ def write_report(runs: list[RunSpec], root: Path, docs: Path, args) -> Path:
     ]
     present = [d for d in DATASETS if any(s.dataset == d for s in runs)]
     for name in present:
-        lines += _dataset_section(name, runs, results)
+        lines += _dataset_section(name, runs, results, converged, args)
         if name == "faces":
             lines += _ablation(results, runs) + figure_lines
     if not ICT_PATH.is_file():
         lines += ["ICT: `../shared/data/ict_face/ict_face_region.npz` absent; not run.", ""]
-    lines += _reading(results, runs)
+    lines += _reading(results, runs, converged)
     atomic_write_text(docs, "\n".join(lines))
     return docs
 
@@ -556,6 +652,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--docs", default=None, help="report path (default docs/results.md; "
                         "ROOT/results.md with --tiny)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--ablation", action="store_true", help="add the aggregation ablation "
+                        "(5 more deep runs on faces)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -573,15 +671,21 @@ def main(argv=None) -> int:
     root = Path(args.root or ("runs/study-full" if args.full else "runs/study"))
     docs = Path(args.docs) if args.docs else (root / "results.md" if args.tiny else
                                               ROOT / "docs" / "results.md")  # fmt: skip
-    runs = plan(ict=ICT_PATH.is_file())
+    runs = plan(ict=ICT_PATH.is_file(), ablation=args.ablation)
     chosen = select(runs, args.only)
     if not chosen:
         print(f"no run matches {args.only!r}; see --list", file=sys.stderr)
         return 2
     if args.list:
-        results = _collect(chosen, root, args)
+        results, _ = _collect(chosen, root, args)
+        total = 0.0
         for spec in chosen:
-            print(f"{'done' if results[spec.name] else 'todo'}  {spec.name}  ({spec.label})")
+            seconds = planned_seconds(spec, tiny=args.tiny)
+            total += seconds if not results[spec.name] else 0.0
+            print(f"{'done' if results[spec.name] else 'todo'}  {spec.name}  ({spec.label}; "
+                  f"at most {seconds / 60:.0f} min)")  # fmt: skip
+        print(f"at most {total / 3600:.1f} h to go on 2 CPU cores (every deep run to its cap; "
+              "early stopping ends most sooner)")  # fmt: skip
         return 0
     if not args.report:
         todo = [s for s in chosen if not is_finished(s, root, args)]

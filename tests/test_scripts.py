@@ -20,6 +20,7 @@ SCRIPTS = ROOT / "scripts"
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"_script_{name}", SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -122,7 +123,42 @@ def test_study_tiny_run_report_and_resume(tmp_path):
     report = _run(*args, "--only", "faces/latent16/", "--report", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     text = docs.read_text()
-    assert "1 of 4 runs finished" in text and "not run yet" in text
+    assert "1 of 5 runs finished" in text and "not run yet" in text
+
+
+def test_study_reading_on_synthetic_rows():
+    """The generated reading names the winner, the margin and where PCA wins."""
+    reading = _load("study_reading")
+    Result = reading.Result
+    labels = {"pca": "PCA", "coma": "COMA", "deep3dmm-spiral": "D-spiral"}
+    datasets = {"faces": "faces", "hands": "hands"}
+    rows = [
+        Result("faces", "pca", 8, 1.2),
+        Result("faces", "coma", 8, 1.5, 40, True, 400.0),
+        Result("faces", "deep3dmm-spiral", 8, 1.0, 60, False, 1200.0),
+        Result("faces", "pca", 16, 0.1),
+        Result("faces", "deep3dmm-spiral", 16, 0.8, 30, True, 600.0),
+        Result("hands", "coma", 16, 2.0, 10, True, 100.0),  # no PCA: no deep-vs-linear cell
+        Result("hands", "deep3dmm-spiral", 16, 2.5, 10, True, 100.0),
+    ]
+    lines = reading.winners(rows, labels, datasets)
+    assert lines[0].startswith("- faces, latent 8: **D-spiral** wins with 1.000 mm (stopped by "
+                               "the epoch cap, not converged), by 20.0 % over PCA (1.200 mm)")
+    assert "PCA 1.200 mm is 20.0 % above it" in lines[0]
+    assert "Order: D-spiral 1.000 < PCA 1.200 < COMA 1.500." in lines[0]
+    assert lines[1].startswith("- faces, latent 16: **PCA** wins with 0.100 mm, by 8.0x")
+    assert "the best deep model is 8.0x above PCA" in lines[1]
+    assert lines[2].startswith("- hands, latent 16: **COMA** wins with 2.000 mm, by 25.0 %")
+    summary = "\n".join(reading.deep_vs_linear(rows, datasets))
+    assert "beats PCA in **1 of 2** dataset/latent cells" in summary
+    assert "Deep models win at: faces latent 8 (1.000 vs 1.200 mm, PCA 20.0 % higher)" in summary
+    assert "**PCA wins** at: faces latent 16 (0.100 vs 0.800 mm, best deep 8.0x higher)" in summary
+    text = reading.published_addition(rows, 300)
+    # (300-40)*10 + (300-60)*20 + (300-30)*20 + 2*(300-10)*10 s = 18,600 s = 5.2 h
+    assert "would add about 5.2 h" in text and "4 of 5 stopped" in text
+    exact = reading.winners([Result("faces", "pca", 32, 1e-5), Result("faces", "coma", 32, 1.0)],
+                            labels, datasets)  # fmt: skip
+    assert "wins with 0.000 mm, by an exact reconstruction (< 0.001 mm) over COMA" in exact[0]
 
 
 # ------------------------------------------------------------------ published-configuration scripts

@@ -27,9 +27,9 @@ from deep3dmm.analysis.inputs import split_rows
 from deep3dmm.analysis.provenance import eval_provenance
 from deep3dmm.atomic import atomic_path, atomic_write_text
 from deep3dmm.errors import ConfigError
+from deep3dmm.metrics import vertex_errors
 from deep3dmm.train.checkpoint import LoadedRun, RunFiles, load_run
 from deep3dmm.train.distributed import resolve_device
-from deep3dmm.train.losses import vertex_errors
 
 __all__ = ["EvalResult", "evaluate_run", "reconstruction_errors", "format_table", "load_eval"]
 

@@ -19,6 +19,7 @@ from deep3dmm.analysis.inputs import dataset_row, split_rows
 from deep3dmm.analysis.latent import reconstruct
 from deep3dmm.errors import ConfigError, DatasetError
 from deep3dmm.mesh import write_mesh
+from deep3dmm.metrics import vertex_errors
 
 __all__ = ["RenderResult", "choose_rows", "render_run", "compare_figure"]
 
@@ -44,7 +45,7 @@ def choose_rows(run, dataset, *, split: str = "test", count: int = 8, ids=None) 
 
 def _errors_mm(a: np.ndarray, b: np.ndarray, to_mm: float) -> np.ndarray:
     """Per-vertex Euclidean distances ``(N, V)`` in mm."""
-    return np.linalg.norm(np.asarray(a, np.float64) - b, axis=-1) * to_mm
+    return vertex_errors(a, b, scale=to_mm)
 
 
 @dataclass

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from deep3dmm.metrics import vertex_errors
+
 __all__ = [
     "Interpolation",
     "Transfer",
@@ -67,8 +69,7 @@ def reconstruct(run, vertices: np.ndarray) -> np.ndarray:
 
 def mean_error_mm(a: np.ndarray, b: np.ndarray, *, to_mm: float) -> float:
     """Mean per-vertex Euclidean distance between two ``(V, 3)`` meshes, in mm."""
-    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    return float(np.linalg.norm(diff, axis=-1).mean() * to_mm)
+    return float(vertex_errors(a, b, scale=to_mm).mean())
 
 
 @dataclass

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from deep3dmm.atomic import file_digest
-from deep3dmm.errors import Deep3DMMError
+from deep3dmm.errors import Deep3DMMError, StaleEvaluationError
 
 __all__ = [
     "StaleEvaluationError",
@@ -29,10 +29,6 @@ __all__ = [
     "stale_reason",
     "check_eval",
 ]
-
-
-class StaleEvaluationError(Deep3DMMError):
-    """A stored evaluation does not belong to the run's current checkpoint, dataset or split."""
 
 
 def eval_provenance(

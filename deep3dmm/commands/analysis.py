@@ -6,16 +6,16 @@ import argparse
 import json
 from pathlib import Path
 
-from deep3dmm.commands import add_checkpoint_option, add_split_option, add_view_option
+from deep3dmm.commands import add_checkpoint_option, add_command, add_split_option, add_view_option
 
 VIEWS_HELP = "comma-separated views: front, side, top, -y (default front)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the analysis commands."""
-    render = subparsers.add_parser(
+    render = add_command(
+        subparsers,
         "render",
-        help="input | reconstruction | error heat map rows, and the mean error map",
         description="Render chosen meshes of a split with their reconstructions and per-vertex "
         "error heat maps (fixed colour scale in mm), and the split's mean per-vertex error "
         "painted on the template.",
@@ -26,13 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--count", type=int, default=8, help="meshes drawn (default 8)")
     render.add_argument("--ids", type=int, nargs="+", metavar="ROW", help="dataset rows to draw")
     render.add_argument("--max-mm", type=float, default=5.0, help="top of the colour scale")
-    render.add_argument("--views", default="front", help=VIEWS_HELP)
+    add_view_option(render, help=VIEWS_HELP)
     add_checkpoint_option(render)
     render.set_defaults(func=run_render)
 
-    interp = subparsers.add_parser(
+    interp = add_command(
+        subparsers,
         "interpolate",
-        help="decode a linear path between two meshes' latent codes",
         description="Linear interpolation of latent codes between two meshes (mesh files "
         "registered to the run's template, or dataset row indices); writes every step as "
         "PLY, a strip image and an animated GIF.",
@@ -46,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_checkpoint_option(interp)
     interp.set_defaults(func=run_interpolate)
 
-    transfer = subparsers.add_parser(
+    transfer = add_command(
+        subparsers,
         "transfer",
-        help="deformation transfer by latent arithmetic z(C) + z(B) - z(A)",
         description="Transfer the deformation A -> B onto C in latent space; compares with "
         "the naive vertex-space transfer C + (B - A) and, when the dataset holds it, with the "
         "ground truth (C's subject in B's sequence and frame).",
@@ -63,9 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_checkpoint_option(transfer)
     transfer.set_defaults(func=run_transfer)
 
-    receptive = subparsers.add_parser(
+    receptive = add_command(
+        subparsers,
         "receptive",
-        help="receptive fields of the mapping matrices (fixed D/U vs learned P)",
         description="For chosen output vertices of one pooling step, paint the weights of the "
         "input vertices that feed them (the matrix rows) on the input level's mesh.",
     )
@@ -80,9 +80,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_checkpoint_option(receptive)
     receptive.set_defaults(func=run_receptive)
 
-    plot = subparsers.add_parser(
+    plot = add_command(
+        subparsers,
         "plot",
-        help="training curves of several runs on one chart",
         description="Losses and validation error (mm) per epoch of several runs, from their "
         "metrics.csv.",
     )
@@ -100,7 +100,7 @@ def run_render(args: argparse.Namespace) -> int:
     run = load_run(args.run, checkpoint=args.checkpoint)
     result = render_run(
         run, args.out, split=args.split, count=args.count, ids=args.ids,
-        max_mm=args.max_mm, views=args.views,
+        max_mm=args.max_mm, views=args.view,
     )  # fmt: skip
     for row, mean in zip(result.rows, result.mean_mm):
         print(f"  mesh {row:>6}  mean error {mean:7.3f} mm")

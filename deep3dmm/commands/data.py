@@ -6,28 +6,18 @@ import argparse
 
 from deep3dmm.commands import group
 from deep3dmm.data import PreparedDataset
-from deep3dmm.data.importers import IMPORTERS, import_dataset
+from deep3dmm.data.importers import IMPORTERS, import_dataset, importer_options
 from deep3dmm.data.info import dataset_info
 from deep3dmm.errors import ConfigError
 
-# Options of `data import` and the importers that read them (others are rejected).
-OPTION_SOURCES = {
-    "template": ("coma", "folder", "npy"),
-    "unit": ("folder", "npy"),
-    "subjects": ("coma", "dfaust"),
-    "expressions": ("coma",),
-    "sequences": ("dfaust",),
-    "stride": ("dfaust",),
-    "subject_level": ("folder",),
-    "sequence_level": ("folder",),
-    "identities": ("ict",),
-    "ict_sequences": ("ict",),
-    "frames": ("ict",),
-    "active": ("ict",),
-    "identity_scale": ("ict",),
-    "keep_vertices": ("ict",),
-    "seed": ("ict",),
-}
+# `data import` flags that are not the importer option of the same name (which importers
+# take an option is the library's answer: deep3dmm.data.importers.importer_options).
+FLAG_OPTIONS = {"ict_sequences": ("sequences", ("ict",)), "sequences": ("sequences", ("dfaust",))}
+IMPORT_FLAGS = (
+    "template", "unit", "subjects", "expressions", "sequences", "stride", "subject_level",
+    "sequence_level", "identities", "ict_sequences", "frames", "active", "identity_scale",
+    "keep_vertices", "seed",
+)  # fmt: skip
 
 
 def _level(text: str) -> int | str:
@@ -72,10 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     """Run one importer with the options that apply to it."""
     options = {}
-    for name, sources in OPTION_SOURCES.items():
+    for name in IMPORT_FLAGS:
         value = getattr(args, name)
         if value is None:
             continue
+        option, only = FLAG_OPTIONS.get(name, (name, tuple(IMPORTERS)))
+        sources = [s for s in only if option in importer_options(s)]
         if args.source not in sources:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(
@@ -84,7 +76,7 @@ def run_import(args: argparse.Namespace) -> int:
             )
         if value == "none":  # --subject-level none: do not take the subject from folders
             value = None
-        options["sequences" if name == "ict_sequences" else name] = value
+        options[option] = value
     dataset = import_dataset(
         args.source, args.src, args.out, skip_bad=args.skip_bad, workers=args.workers, **options
     )

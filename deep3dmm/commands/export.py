@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from deep3dmm.commands import add_checkpoint_option
+from deep3dmm.commands import add_checkpoint_option, add_command
 
 FORMATS = ("onnx", "torchscript")  # deep3dmm.export.FORMATS (not imported: it pulls in torch)
 PARTS = ("encoder", "decoder", "autoencoder")
@@ -12,9 +12,9 @@ PARTS = ("encoder", "decoder", "autoencoder")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``export`` command."""
-    export = subparsers.add_parser(
+    export = add_command(
+        subparsers,
         "export",
-        help="export a run as ONNX or TorchScript (frozen, standard ops, dynamic batch)",
         description="Freeze the attention pooling and write the model as ONNX (opset 17, "
         "standard ops only) or TorchScript, with template.ply, the normalisation (mean.npy, "
         "std.npy) and model.json, so a mesh can be decoded with onnxruntime alone. "

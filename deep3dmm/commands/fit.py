@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from deep3dmm.commands import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``fit``."""
-    fit = subparsers.add_parser(
+    fit = add_command(
+        subparsers,
         "fit",
-        help="fit a trained model (latent code + similarity) to a new observation",
         description="Optimise the latent code and a similarity transform through the frozen "
         "decoder (Adam, then L-BFGS) with a Gaussian prior fitted to the training codes. "
         "TARGET: a mesh with the template's topology (per-vertex loss), any other mesh or "

@@ -6,14 +6,15 @@ import argparse
 import time
 
 from deep3dmm import schema
+from deep3dmm.commands import add_command
 from deep3dmm.mesh.config import HierarchyConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``hierarchy`` command (its options generated from ``HierarchyConfig``)."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "hierarchy",
-        help="build a template's mesh hierarchy (decimation, D/U, Laplacians, spirals)",
         description=(
             "Decimate TEMPLATE level by level (OpenMesh quadric edge collapse), compute the "
             "down/up matrices, adjacency, Laplacians and spirals of every level, save them "

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from deep3dmm.commands import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``register``."""
-    reg = subparsers.add_parser(
+    reg = add_command(
+        subparsers,
         "register",
-        help="register raw scans (any topology, mesh or point cloud) to a template",
         description="Similarity alignment (landmarks, or principal axes + ICP), then non-rigid "
         "ICP (Amberg et al. 2007, trimesh). A scan file gives OUT (template topology), OUT.json "
         "(distances in mm both ways) and OUT.png (residual heat map); a folder of scans gives a "

@@ -10,31 +10,25 @@ DistributedDataParallel.
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import os
 import time
 from pathlib import Path
 
 from deep3dmm import schema
-from deep3dmm.commands import add_checkpoint_option, add_split_option
+from deep3dmm.commands import add_checkpoint_option, add_command, add_split_option
 from deep3dmm.errors import ConfigError
-from deep3dmm.train.config import SECTION_TYPES, SECTIONS, RunConfig, TrainConfig, load_config
+from deep3dmm.train.config import SECTION_TYPES, SECTIONS, RunConfig
+from deep3dmm.train.resolve import QUICK_TRAIN, new_run_dir, resolve_config
 
-# The embedded default: minutes on 2 CPU cores (the published schedule is 300 epochs).
-QUICK_TRAIN = {"epochs": 6, "batch_size": 16}
-
-# Options that may change when a run is resumed; every other option must match the run.
-RESUMABLE = {("train", "epochs"), ("train", "device"), ("train", "in_memory")}
-RESUMABLE |= {("train", "num_workers"), ("train", "eval_batch_size")}
-RESUMABLE |= {("train", "patience"), ("train", "min_delta")}
+__all__ = ["QUICK_TRAIN", "build_config", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``evaluate``."""
-    train = subparsers.add_parser(
+    train = add_command(
+        subparsers,
         "train",
-        help="train an autoencoder (no arguments: the embedded default in a few minutes)",
         description="Train a mesh autoencoder into a run folder, then evaluate it on the test "
         "split. Without arguments: the default anny faces dataset and a spiral + attention "
         "model for a few minutes. Options override --config, which overrides the defaults.",
@@ -68,9 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         schema.add_arguments(group, SECTION_TYPES[section], section)  # type: ignore[arg-type]
     train.set_defaults(func=run_train)
 
-    evaluate = subparsers.add_parser(
+    evaluate = add_command(
+        subparsers,
         "evaluate",
-        help="per-vertex error in mm of a trained run",
         description="Mean, median and std of the per-vertex Euclidean error in millimetres, "
         "per sequence; writes RUN/eval/<split>.json and RUN/eval/<split>_per_vertex.npy.",
     )
@@ -97,63 +91,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
     return sections
 
 
-def build_config(args: argparse.Namespace, run_dir: Path) -> RunConfig:
-    """The configuration of this invocation (resume: the stored one, checked against args)."""
-    overrides = _overrides(args)
-    if args.resume:
-        stored = load_config(run_dir / "config.toml")
-        given = overrides
-        if args.config:  # the same command again, plus --resume: check the file too
-            given = load_config(args.config).replace(**overrides).to_dict()
-            for section, values in overrides.items():
-                given[section].update(values)
-        _check_resume(stored, given, run_dir / "config.toml")
-        train = {k: v for k, v in given.get("train", {}).items() if ("train", k) in RESUMABLE}
-        return stored.replace(train=train)
-    if args.config:
-        base = load_config(args.config)
-    elif "data" in overrides and "path" in overrides["data"]:
-        base = RunConfig()
-    else:  # the embedded default
-        base = RunConfig(train=TrainConfig(**QUICK_TRAIN))
-    model = overrides.get("model", {})
-    if (model.get("preset") or base.model.preset) == "pca":  # refuse what cannot apply
-        from deep3dmm.train.pca_run import check_pca_options
-
-        flags = {
-            (section, name): schema.flag_of(SECTION_TYPES[section], name)
-            for section, values in overrides.items()
-            for name in values
-            if name != "preset"
-        }
-        check_pca_options(overrides, flags)
-    return base.replace(**overrides)
-
-
-def _check_resume(stored: RunConfig, given: dict[str, dict], path: Path) -> None:
-    """Refuse options that differ from the run being resumed (except RESUMABLE ones)."""
-    for section, values in given.items():
-        for option, value in values.items():
-            if (section, option) in RESUMABLE or (section, option) == ("data", "path"):
-                continue
-            current = getattr(getattr(stored, section), option)
-            if isinstance(value, list):
-                value = tuple(value)
-            if value != current:
-                raise ConfigError(
-                    f"the run was trained with {section}.{option} = {current!r}, not "
-                    f"{value!r}; --resume continues the stored configuration",
-                    path=path,
-                    fix="drop that option (only --epochs, --device, --in-memory, --workers "
-                    "may change), or start a new run with another --out",
-                )
-    data = given.get("data", {}).get("path")
-    if data and Path(data).resolve() != Path(stored.data.path).resolve():
-        raise ConfigError(
-            f"the run was trained on {stored.data.path}, not {data}",
-            path=path,
-            fix="drop --data (the run knows its dataset) or start a new run",
-        )
+def build_config(args: argparse.Namespace, run_dir: Path | None) -> RunConfig:
+    """The configuration of this invocation (:func:`deep3dmm.train.resolve.resolve_config`)."""
+    given = _overrides(args)
+    names = {
+        (section, name): schema.flag_of(SECTION_TYPES[section], name)
+        for section, values in given.items()
+        for name in values
+        if name != "preset"
+    }
+    return resolve_config(
+        given, config_file=args.config, run_dir=run_dir, resume=args.resume, names=names
+    )
 
 
 def _is_main() -> bool:
@@ -162,24 +111,17 @@ def _is_main() -> bool:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, then evaluate on the test split and print where everything is."""
+    from deep3dmm.nn import reuse_freed_memory
     from deep3dmm.train.distributed import shutdown_distributed
     from deep3dmm.train.trainer import train
+
+    reuse_freed_memory()  # this process's large per-step tensors reuse heap blocks (CPU)
 
     if args.resume_from and not args.resume:
         raise ConfigError("--resume-from continues a run", fix="add --resume --out RUN")
     if args.resume and not args.out:
         raise ConfigError("--resume needs --out RUN (the run folder to continue)")
-    if args.out:
-        run_dir = Path(args.out)
-    else:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path("runs") / stamp
-    if args.resume and not (run_dir / "config.toml").is_file():
-        raise ConfigError(
-            "no run to resume here (config.toml missing)",
-            path=run_dir,
-            fix="check --out, or start the run without --resume",
-        )
+    run_dir = Path(args.out) if args.out else new_run_dir()
     config = build_config(args, run_dir)
     if args.quiet:
         logging.getLogger("deep3dmm").setLevel(logging.WARNING)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from deep3dmm.commands import add_checkpoint_option
+from deep3dmm.commands import add_checkpoint_option, add_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``view`` command."""
-    view = subparsers.add_parser(
+    view = add_command(
+        subparsers,
         "view",
-        help="interactive latent-space viewer in the browser (sliders, interpolation, errors)",
         description="Serve a local web page showing the decoded mesh in 3D with one slider per "
         "latent dimension (or principal direction), interpolation between dataset meshes, "
         "reconstruction error heat maps and PLY download. Binds to 127.0.0.1 unless --host "

@@ -1,16 +1,22 @@
 """Registered-mesh datasets: the prepared format, importers, generators, splits."""
 
-from deep3dmm.data.dataset import RegisteredMeshDataset
-from deep3dmm.data.importers import IMPORTERS, import_dataset
-from deep3dmm.data.info import DatasetInfo, dataset_info
-from deep3dmm.data.normalization import Normalization
-from deep3dmm.data.prepared import (
-    IndexRow,
-    PreparedDataset,
-    PreparedDatasetWriter,
-    write_prepared_dataset,
-)
-from deep3dmm.data.splits import PROTOCOLS, Split, make_split
+from deep3dmm._lazy import lazy_exports
+
+_EXPORTS = {
+    "RegisteredMeshDataset": "deep3dmm.data.dataset",
+    "IMPORTERS": "deep3dmm.data.importers",
+    "import_dataset": "deep3dmm.data.importers",
+    "DatasetInfo": "deep3dmm.data.info",
+    "dataset_info": "deep3dmm.data.info",
+    "Normalization": "deep3dmm.data.normalization",
+    "IndexRow": "deep3dmm.data.prepared",
+    "PreparedDataset": "deep3dmm.data.prepared",
+    "PreparedDatasetWriter": "deep3dmm.data.prepared",
+    "write_prepared_dataset": "deep3dmm.data.prepared",
+    "PROTOCOLS": "deep3dmm.data.splits",
+    "Split": "deep3dmm.data.splits",
+    "make_split": "deep3dmm.data.splits",
+}
 
 __all__ = [
     "DatasetInfo",
@@ -27,3 +33,5 @@ __all__ = [
     "make_split",
     "write_prepared_dataset",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

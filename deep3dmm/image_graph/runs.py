@@ -238,6 +238,8 @@ def load_run(run: str | os.PathLike) -> tuple[ImageRunConfig, nn.Module, dict]:
         )
     try:
         config = ImageRunConfig.from_dict(json.loads(config_path.read_text()))
+    except ConfigError:  # a ValueError too, but already a typed error
+        raise
     except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
         raise CheckpointError(f"unreadable config.json ({exc})", path=config_path) from exc
     state = load_checkpoint(run / "checkpoint.pt")

@@ -1,16 +1,27 @@
 """Meshes: I/O, templates, procedural test shapes and topology summaries."""
 
-from deep3dmm.mesh import shapes
-from deep3dmm.mesh.config import HierarchyConfig
-from deep3dmm.mesh.decimation import down_matrix, quadric_decimation
-from deep3dmm.mesh.hierarchy import MeshHierarchy, default_cache_dir
-from deep3dmm.mesh.hierarchy_benchmark import benchmark_hierarchy
-from deep3dmm.mesh.info import MeshInfo, mesh_info
-from deep3dmm.mesh.io import MESH_SUFFIXES, read_mesh, write_mesh
-from deep3dmm.mesh.laplacian import scaled_laplacian
-from deep3dmm.mesh.spirals import ordered_one_ring, spiral_indices
-from deep3dmm.mesh.template import UNITS, Template, guess_unit, mesh_hash
-from deep3dmm.mesh.upsampling import up_matrix
+from deep3dmm._lazy import lazy_exports
+
+_EXPORTS = {
+    "HierarchyConfig": "deep3dmm.mesh.config",
+    "down_matrix": "deep3dmm.mesh.decimation",
+    "quadric_decimation": "deep3dmm.mesh.decimation",
+    "MeshHierarchy": "deep3dmm.mesh.hierarchy",
+    "default_cache_dir": "deep3dmm.mesh.hierarchy",
+    "MeshInfo": "deep3dmm.mesh.info",
+    "mesh_info": "deep3dmm.mesh.info",
+    "MESH_SUFFIXES": "deep3dmm.mesh.io",
+    "read_mesh": "deep3dmm.mesh.io",
+    "write_mesh": "deep3dmm.mesh.io",
+    "scaled_laplacian": "deep3dmm.mesh.laplacian",
+    "ordered_one_ring": "deep3dmm.mesh.spirals",
+    "spiral_indices": "deep3dmm.mesh.spirals",
+    "UNITS": "deep3dmm.mesh.template",
+    "Template": "deep3dmm.mesh.template",
+    "guess_unit": "deep3dmm.mesh.template",
+    "mesh_hash": "deep3dmm.mesh.template",
+    "up_matrix": "deep3dmm.mesh.upsampling",
+}
 
 __all__ = [
     "HierarchyConfig",
@@ -19,7 +30,6 @@ __all__ = [
     "MeshInfo",
     "Template",
     "UNITS",
-    "benchmark_hierarchy",
     "default_cache_dir",
     "down_matrix",
     "guess_unit",
@@ -34,3 +44,5 @@ __all__ = [
     "up_matrix",
     "write_mesh",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

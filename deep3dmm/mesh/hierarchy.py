@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 # Bump when the construction changes: old caches then stop matching.
 HIERARCHY_FORMAT = 1
+#: Version of the construction (decimation use, D/U, spirals, Laplacians): bump it whenever
+#: the same inputs would give another hierarchy, so caches built by older code are not reused.
+HIERARCHY_CODE_VERSION = 1
 _SPARSE = ("down", "up", "adjacency", "laplacian")
 
 
@@ -71,6 +74,31 @@ def _config(config: HierarchyConfig | None, options: dict) -> HierarchyConfig:
     if options:
         return HierarchyConfig.from_options({**config.to_dict(), **options})
     return config
+
+
+def _decimator_version() -> str:
+    """The installed OpenMesh version (the quadric decimator), or "unknown"."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("openmesh")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _content_hash(template: Template, params: dict) -> str:
+    """Cache key: template arrays, result-changing params, format, code and decimator versions."""
+    key = dict(params)
+    if key.get("reference_vertices") != "random":
+        key.pop("seed", None)  # nothing random is drawn: the seed cannot change the result
+    versions = {"code": HIERARCHY_CODE_VERSION, "openmesh": _decimator_version()}
+    return mesh_hash(
+        template.vertices,
+        template.faces,
+        HIERARCHY_FORMAT,
+        json.dumps(key, sort_keys=True),
+        json.dumps(versions, sort_keys=True),
+    )
 
 
 def _random_references(template: Template, seed: int) -> list[int]:
@@ -164,12 +192,15 @@ class MeshHierarchy:
         config: HierarchyConfig | None = None,
         **options: object,
     ) -> str:
-        """The content hash :meth:`build` would give (template arrays + normalised params)."""
+        """The content hash :meth:`build` would give (the cache key).
+
+        It covers the template arrays, the normalised parameters that change the result
+        (``seed`` only with ``reference_vertices="random"``, the one random step), the file
+        format, :data:`HIERARCHY_CODE_VERSION` and the installed OpenMesh version (the
+        decimator: another version may keep other vertices).
+        """
         template = _as_template(template)
-        params = _config(config, options).params(template.num_vertices)
-        return mesh_hash(
-            template.vertices, template.faces, HIERARCHY_FORMAT, json.dumps(params, sort_keys=True)
-        )
+        return _content_hash(template, _config(config, options).params(template.num_vertices))
 
     @classmethod
     def build(
@@ -191,9 +222,7 @@ class MeshHierarchy:
         """
         template = _as_template(template)
         params = _config(config, options).params(template.num_vertices)
-        digest = mesh_hash(
-            template.vertices, template.faces, HIERARCHY_FORMAT, json.dumps(params, sort_keys=True)
-        )
+        digest = _content_hash(template, params)
         start = time.perf_counter()
         kept, coarse_faces = quadric_decimation(
             template.vertices, template.faces, params["factors"]

@@ -22,6 +22,17 @@ __all__ = ["load_geometry", "read_mesh", "write_mesh", "MESH_SUFFIXES"]
 
 MESH_SUFFIXES = (".ply", ".obj", ".off")
 
+_PLY_SIZES = {
+    name: size
+    for size, names in {
+        1: ("char", "uchar", "int8", "uint8"),
+        2: ("short", "ushort", "int16", "uint16"),
+        4: ("int", "uint", "float", "int32", "uint32", "float32"),
+        8: ("double", "float64"),
+    }.items()
+    for name in names
+}
+
 
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
@@ -44,6 +55,7 @@ def load_geometry(path: Path, suffix: str):
         raise MeshFormatError("file not found", path=path, fix="check the path")
     if path.stat().st_size == 0:
         raise MeshFormatError("file is empty", path=path, fix="re-export the mesh")
+    _check_declared_counts(path, suffix)
     try:
         loaded = trimesh.load(
             path, file_type=suffix[1:], process=False, maintain_order=True, skip_materials=True
@@ -86,6 +98,12 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     faces = getattr(loaded, "faces", None)
     if vertices.ndim != 2 or vertices.shape[0] == 0:
         raise MeshFormatError("no vertices found", path=path, fix="is this a mesh file?")
+    if vertices.shape[1] != 3:
+        raise MeshFormatError(
+            f"vertices have {vertices.shape[1]} coordinates, expected 3",
+            path=path,
+            fix="the file is corrupt; re-export it",
+        )
     if faces is None or len(faces) == 0:
         raise MeshFormatError(
             "no faces found (a point cloud is not a mesh)",
@@ -93,6 +111,12 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             fix="export the mesh with its triangles",
         )
     faces = np.asarray(faces, dtype=np.int64)
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise MeshFormatError(
+            f"faces have shape {faces.shape}, expected (F, 3) triangles",
+            path=path,
+            fix="the file is corrupt; re-export it",
+        )
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise MeshFormatError(
             f"face indices out of range [0, {len(vertices)})", path=path, fix="re-export the mesh"
@@ -107,13 +131,74 @@ def read_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(vertices, dtype=np.float32), faces
 
 
-def _obj_digits(vertices: np.ndarray) -> int:
-    """Decimal places that make float32 coordinates survive a text round trip exactly."""
-    magnitude = np.abs(vertices[vertices != 0])
-    if magnitude.size == 0:
-        return 8
-    # 9 significant digits identify a float32 uniquely.
-    return int(np.clip(9 - np.floor(np.log10(magnitude.min())), 8, 24))
+def _declared_bytes(head: bytes, suffix: str) -> tuple[int, int, str] | None:
+    """``(smallest body size the header's counts need, header size, what)``, or None.
+
+    PLY: every element needs at least its scalar properties and list counts (binary) or one
+    character and a separator per property (ascii). OFF: a vertex line needs at least 6
+    bytes (``0 0 0``), a face line 8 (``3 0 1 2``). None when the header is not recognised
+    (the parser reports it).
+    """
+    text = head.decode("latin-1")
+    if suffix == ".ply":
+        end = text.find("end_header")
+        if not text.startswith("ply") or end < 0:
+            return None
+        lines = text[:end].splitlines()
+        binary = any(line.startswith("format binary") for line in lines)
+        need, what, count, per = 0, [], 0, 0
+        for line in [*lines, "element end 0"]:
+            words = line.split()
+            if words[:1] == ["element"] and len(words) == 3:
+                need += count * max(per, 1)
+                try:
+                    count, per = int(words[2]), 0
+                except ValueError:
+                    return None
+                if count < 0:
+                    return -1, 0, f"{count} {words[1]}"
+                what.append(f"{count} {words[1]}")
+            elif words[:1] == ["property"] and len(words) >= 3:
+                kind = words[2] if words[1] == "list" else words[1]
+                per += _PLY_SIZES.get(kind, 1) if binary else 2
+        return need, text.index("\n", end) + 1, ", ".join(what[:-1])
+    words = [w for line in text.splitlines()[:3] if not line.startswith("#") for w in line.split()]
+    if words[:1] != ["OFF"] or len(words) < 3:
+        return None
+    try:
+        vertices, faces = int(words[1]), int(words[2])
+    except ValueError:
+        return None
+    if min(vertices, faces) < 0:
+        return -1, 0, f"{vertices} vertices, {faces} faces"
+    return vertices * 6 + faces * 8, 0, f"{vertices} vertices, {faces} faces"
+
+
+def _check_declared_counts(path: Path, suffix: str) -> None:
+    """Refuse a header whose element counts need more bytes than the file holds.
+
+    Parsers allocate by the declared counts: a damaged or hostile header (``element vertex
+    10000000000``) must not become a multi-GB allocation or a long parse.
+
+    Raises:
+        MeshFormatError: negative counts, or counts the file is too small to hold.
+    """
+    if suffix not in (".ply", ".off"):
+        return
+    with open(path, "rb") as handle:
+        head = handle.read(65536)
+    declared = _declared_bytes(head, suffix)
+    if declared is None:
+        return
+    need, header, what = declared
+    size = path.stat().st_size - header
+    if need < 0 or need > size:
+        raise MeshFormatError(
+            f"the header declares {what}, which needs at least {need} bytes, but the file "
+            f"holds {size}",
+            path=path,
+            fix="the file is truncated or its header is damaged; re-export it",
+        )
 
 
 def _ascii_ply(vertices: np.ndarray, faces: np.ndarray) -> str:
@@ -127,6 +212,22 @@ def _ascii_ply(vertices: np.ndarray, faces: np.ndarray) -> str:
     np.savetxt(buffer, vertices, fmt="%.9g")
     np.savetxt(buffer, np.column_stack([np.full(len(faces), 3), faces]), fmt="%d")
     return header + buffer.getvalue()
+
+
+def _ascii_obj(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """OBJ text (``v`` and one-based ``f`` lines); ``%.9g`` keeps every float32 exact."""
+    buffer = io.StringIO()
+    np.savetxt(buffer, vertices, fmt="v %.9g %.9g %.9g")
+    np.savetxt(buffer, faces + 1, fmt="f %d %d %d")
+    return buffer.getvalue()
+
+
+def _ascii_off(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """OFF text; ``%.9g`` keeps every float32 exact."""
+    buffer = io.StringIO()
+    np.savetxt(buffer, vertices, fmt="%.9g")
+    np.savetxt(buffer, np.column_stack([np.full(len(faces), 3), faces]), fmt="%d")
+    return f"OFF\n{len(vertices)} {len(faces)} 0\n" + buffer.getvalue()
 
 
 def write_mesh(
@@ -148,16 +249,14 @@ def write_mesh(
         raise MeshFormatError(f"vertices must be (V, 3), got {vertices.shape}", path=path)
     if faces.ndim != 2 or faces.shape[1] != 3:
         raise MeshFormatError(f"faces must be (F, 3), got {faces.shape}", path=path)
-    mesh = trimesh.Trimesh(vertices=vertices.astype(np.float64), faces=faces, process=False)
     if suffix == ".ply" and binary:
+        mesh = trimesh.Trimesh(vertices=vertices.astype(np.float64), faces=faces, process=False)
         data = trimesh.exchange.ply.export_ply(mesh, encoding="binary", include_attributes=False)
     elif suffix == ".ply":
         data = _ascii_ply(vertices, faces)
     elif suffix == ".obj":
-        data = trimesh.exchange.obj.export_obj(
-            mesh, include_normals=False, include_texture=False, digits=_obj_digits(vertices)
-        )
+        data = _ascii_obj(vertices, faces)
     else:
-        data = trimesh.exchange.off.export_off(mesh, digits=_obj_digits(vertices))
+        data = _ascii_off(vertices, faces)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))

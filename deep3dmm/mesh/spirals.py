@@ -32,6 +32,7 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from deep3dmm.errors import ConfigError
+from deep3dmm.mesh.unique import unique_ints, unique_rows
 
 __all__ = ["ordered_one_ring", "spiral_indices"]
 
@@ -49,7 +50,7 @@ def _pack(rows: np.ndarray, values: np.ndarray, num_rows: int) -> tuple[np.ndarr
 
 def _first_occurrences(keys: np.ndarray) -> np.ndarray:
     """Boolean mask keeping the first occurrence of each key (order kept)."""
-    _, first = np.unique(keys, return_index=True)
+    _, first = unique_ints(keys, return_index=True)
     mask = np.zeros(len(keys), dtype=bool)
     mask[first] = True
     return mask
@@ -83,21 +84,21 @@ def ordered_one_ring(faces: np.ndarray, num_vertices: int) -> tuple[np.ndarray, 
     centre = faces.ravel()
     before = faces[:, [1, 2, 0]].ravel()
     after = faces[:, [2, 0, 1]].ravel()
-    from_keys, first = np.unique(centre * n + before, return_index=True)  # sorted, unique
+    from_keys, first = unique_ints(centre * n + before, return_index=True)  # sorted, unique
     next_vertex = after[first]
-    to_keys = np.unique(centre * n + after)
-    neighbour_keys = np.union1d(from_keys, to_keys)  # every (centre, neighbour) pair
+    to_keys = unique_ints(centre * n + after)
+    neighbour_keys = unique_ints(np.concatenate([from_keys, to_keys]))  # every pair
     if len(neighbour_keys) == 0:
         return np.full((n, 0), -1, dtype=np.int64), np.zeros(n, dtype=np.int64)
     nb_rows, nb_cols = neighbour_keys // n, neighbour_keys % n
 
     # Start: the smallest neighbour, or on a boundary the fan's free end (no predecessor).
     start = np.full(n, -1, dtype=np.int64)
-    rows, first_of_row = np.unique(nb_rows, return_index=True)
+    rows, first_of_row = unique_ints(nb_rows, return_index=True)
     start[rows] = nb_cols[first_of_row]
     free = ~_contains(to_keys, from_keys)
     free_rows, free_cols = from_keys[free] // n, from_keys[free] % n
-    rows, first_of_row = np.unique(free_rows, return_index=True)
+    rows, first_of_row = unique_ints(free_rows, return_index=True)
     start[rows] = free_cols[first_of_row]
 
     max_valence = int(np.bincount(nb_rows, minlength=n).max())
@@ -121,7 +122,7 @@ def ordered_one_ring(faces: np.ndarray, num_vertices: int) -> tuple[np.ndarray, 
     # Entries in walk order, then the unreached neighbours; drop repeats.
     walk_rows, walk_steps = np.nonzero(walk >= 0)
     walk_values = walk[walk_rows, walk_steps]
-    reached = np.unique(walk_rows * n + walk_values)
+    reached = unique_ints(walk_rows * n + walk_values)
     missing = ~_contains(reached, neighbour_keys)
     rows_all = np.concatenate([walk_rows, nb_rows[missing]])
     values_all = np.concatenate([walk_values, nb_cols[missing]])
@@ -146,7 +147,7 @@ def _rotate_to_reference(ring: np.ndarray, valence: np.ndarray, distance: np.nda
 def _geodesic_distance(vertices: np.ndarray, faces: np.ndarray, sources: np.ndarray) -> np.ndarray:
     """Shortest edge-path length from the nearest source vertex ``(V,)`` (inf if unreachable)."""
     n = len(vertices)
-    edges = np.unique(np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1), axis=0)
+    edges = unique_rows(np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1))
     length = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1) + 1e-12
     graph = sp.csr_matrix((length, (edges[:, 0], edges[:, 1])), shape=(n, n))
     return dijkstra(graph, directed=False, indices=sources, min_only=True)
@@ -260,7 +261,7 @@ def _pad_short(
     _, nearest = cKDTree(vertices).query(vertices[rows], k=k)
     nearest = np.asarray(nearest, dtype=np.int64).reshape(len(rows), k)  # (S, k)
     valid = spirals >= 0
-    keys = np.unique(np.repeat(np.arange(len(rows)), valid.sum(axis=1)) * n + spirals[valid])
+    keys = unique_ints(np.repeat(np.arange(len(rows)), valid.sum(axis=1)) * n + spirals[valid])
     in_spiral = _contains(keys, np.arange(len(rows))[:, None] * n + nearest)
     # Candidates in distance order, not in the spiral, written after the existing entries.
     candidate_rows, candidate_cols = np.nonzero(~in_spiral)

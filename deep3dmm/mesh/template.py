@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from deep3dmm.errors import TopologyMismatchError
 from deep3dmm.mesh.io import read_mesh, write_mesh
+from deep3dmm.mesh.unique import unique_rows
 
 __all__ = ["Template", "UNITS", "guess_unit", "mesh_hash"]
 
@@ -94,7 +95,7 @@ class Template:
     def edges(self) -> np.ndarray:
         """Unique undirected edges ``(E, 2) int64`` with ``edges[:, 0] < edges[:, 1]``, sorted."""
         pairs = self.faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-        return np.unique(np.sort(pairs, axis=1), axis=0)
+        return unique_rows(np.sort(pairs, axis=1))
 
     @cached_property
     def adjacency(self) -> sp.csr_matrix:

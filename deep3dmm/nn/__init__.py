@@ -5,25 +5,32 @@ Spiral (SpiralNet++) and Chebyshev (COMA) convolutions, fixed (D/U) and learned 
 published presets.
 """
 
-from deep3dmm.nn.allocator import reuse_freed_memory
-from deep3dmm.nn.attention_pool import AttentionPool
-from deep3dmm.nn.autoencoder import MeshAutoencoder
-from deep3dmm.nn.cheb_conv import ChebConv
-from deep3dmm.nn.config import (
-    ACTIVATIONS,
-    ATTENTION_MODES,
-    CONVS,
-    MODEL_KINDS,
-    NORMALIZATIONS,
-    POOLS,
-    ModelConfig,
-)
-from deep3dmm.nn.fixed_pool import FixedPool
-from deep3dmm.nn.models import build_model, model_from_config
-from deep3dmm.nn.pca import PCAModel
-from deep3dmm.nn.pca_fit import fit_pca
-from deep3dmm.nn.presets import PCA_PRESET, PRESET_HIERARCHY, PRESET_NAMES, PRESETS, build_preset
-from deep3dmm.nn.spiral_conv import SpiralConv
+from deep3dmm._lazy import lazy_exports
+
+_EXPORTS = {
+    "reuse_freed_memory": "deep3dmm.nn.allocator",
+    "AttentionPool": "deep3dmm.nn.attention_pool",
+    "MeshAutoencoder": "deep3dmm.nn.autoencoder",
+    "ChebConv": "deep3dmm.nn.cheb_conv",
+    "ACTIVATIONS": "deep3dmm.nn.config",
+    "ATTENTION_MODES": "deep3dmm.nn.config",
+    "CONVS": "deep3dmm.nn.config",
+    "MODEL_KINDS": "deep3dmm.nn.config",
+    "NORMALIZATIONS": "deep3dmm.nn.config",
+    "POOLS": "deep3dmm.nn.config",
+    "ModelConfig": "deep3dmm.nn.config",
+    "FixedPool": "deep3dmm.nn.fixed_pool",
+    "build_model": "deep3dmm.nn.models",
+    "model_from_config": "deep3dmm.nn.models",
+    "PCAModel": "deep3dmm.nn.pca",
+    "fit_pca": "deep3dmm.nn.pca_fit",
+    "PCA_PRESET": "deep3dmm.nn.presets",
+    "PRESET_HIERARCHY": "deep3dmm.nn.presets",
+    "PRESET_NAMES": "deep3dmm.nn.presets",
+    "PRESETS": "deep3dmm.nn.presets",
+    "build_preset": "deep3dmm.nn.presets",
+    "SpiralConv": "deep3dmm.nn.spiral_conv",
+}
 
 __all__ = [
     "ACTIVATIONS",
@@ -49,3 +56,5 @@ __all__ = [
     "model_from_config",
     "reuse_freed_memory",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -10,7 +10,13 @@ from torch import Tensor, nn
 
 from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
-from deep3dmm.nn.config import ATTENTION_MODES, NORMALIZATIONS
+from deep3dmm.nn.clustered_topk import ClusteredTopK
+from deep3dmm.nn.config import (
+    ATTENTION_MODES,
+    AUTO_EXACT_SCORES,
+    NORMALIZATIONS,
+    TOPK_SEARCHES,
+)
 from deep3dmm.nn.sparse import (
     constant_spmm,
     csr_from_buffers,
@@ -22,7 +28,13 @@ from deep3dmm.nn.sparse import (
 )
 from deep3dmm.nn.topk import score_topk
 
-__all__ = ["AttentionPool", "ATTENTION_MODES", "NORMALIZATIONS"]
+__all__ = [
+    "AttentionPool",
+    "ATTENTION_MODES",
+    "AUTO_EXACT_SCORES",
+    "NORMALIZATIONS",
+    "TOPK_SEARCHES",
+]
 
 log = logging.getLogger(__name__)
 _WARNED: set[tuple[int, int]] = set()  # (top_k, V_in) pairs already reported
@@ -110,7 +122,15 @@ class AttentionPool(nn.Module):
         mean: ``(3,)`` standardisation mean (the full mesh's); defaults to ``in_vertices``'.
         std: ``(3,)`` standardisation std; defaults to ``in_vertices``'.
         noise: width of the uniform initialisation noise.
-        chunk_rows: output rows per chunk of the dense ``(rows, V_in)`` score matrix.
+        chunk_rows: output rows per chunk of the dense ``(rows, V_in)`` score matrix (fewer
+            for wide levels: a chunk holds at most 2^24 scores).
+        topk_search: how the top-k columns are found. ``"exact"``: dense scores in row chunks
+            with last step's candidates (:func:`~deep3dmm.nn.topk.score_topk`), exact;
+            ``"approximate"``: clustered keys (:class:`~deep3dmm.nn.clustered_topk.ClusteredTopK`),
+            about ``16 * 64`` scored keys per output row instead of ``V_in``, its recall of
+            the exact top-k measured in docs/benchmarks.md; ``"auto"`` (default): exact up to
+            :data:`AUTO_EXACT_SCORES` scores per level (every COMA-sized mesh), approximate
+            above (scan resolution).
 
     Shapes:
         - input: ``(B, V_in, C)``
@@ -132,6 +152,7 @@ class AttentionPool(nn.Module):
         std=None,
         noise: float = 0.01,
         chunk_rows: int = 2048,
+        topk_search: str = "auto",
     ):
         super().__init__()
         if mode not in ATTENTION_MODES:
@@ -143,6 +164,10 @@ class AttentionPool(nn.Module):
         if int(dim) < 3:
             raise ConfigError(
                 f"AttentionPool: dim must be >= 3 (the first 3 rows hold positions), got {dim}"
+            )
+        if topk_search not in TOPK_SEARCHES:
+            raise ConfigError(
+                f"AttentionPool: topk_search must be one of {TOPK_SEARCHES}, got {topk_search!r}"
             )
         if int(top_k) < 1:
             raise ConfigError(f"AttentionPool: top_k must be >= 1, got {top_k}")
@@ -173,7 +198,13 @@ class AttentionPool(nn.Module):
                 "using top_k %d (every vertex): that level's attention is dense",
                 top_k, self.in_vertices, self.in_vertices,
             )  # fmt: skip
-        self.chunk_rows = int(chunk_rows)
+        self.chunk_rows = max(1, min(int(chunk_rows), (1 << 24) // max(self.in_vertices, 1)))
+        self.topk_search = topk_search
+        dense_scores = self.out_vertices * self.in_vertices
+        self.approximate = topk_search == "approximate" or (
+            topk_search == "auto" and dense_scores > AUTO_EXACT_SCORES
+        )
+        self._clustered = ClusteredTopK(self.top_k) if self.approximate else None
         self.frozen = False
         self._candidates = None  # last step's wider top-k sets (a hint; see score_topk)
         if mode == "prior":
@@ -227,7 +258,8 @@ class AttentionPool(nn.Module):
             ``(indices (V_out, k) long, distinct and ascending within a row;
             weights (V_out, k))``; ``weights`` carries gradients to the keys and queries.
             The indices are the exact top-k of the cosine scores, found by
-            :func:`~deep3dmm.nn.topk.score_topk` from the previous call's candidates.
+            :func:`~deep3dmm.nn.topk.score_topk` from the previous call's candidates, or with
+            :attr:`approximate` the clustered search's (approximate) top-k.
         """
         if self.mode == "prior" or self.frozen:
             raise ConfigError(
@@ -235,9 +267,12 @@ class AttentionPool(nn.Module):
             )
         keys = _unit_columns(self.keys)  # (d, V_in)
         queries = _unit_columns(self.queries)  # (d, V_out)
-        index, self._candidates, _ = score_topk(
-            queries, keys, self.top_k, candidates=self._candidates, chunk_rows=self.chunk_rows
-        )
+        if self.approximate:
+            index = self._clustered(queries.detach(), keys.detach())
+        else:
+            index, self._candidates, _ = score_topk(
+                queries, keys, self.top_k, candidates=self._candidates, chunk_rows=self.chunk_rows
+            )
         # cos(q_i, k_j) for the k picked pairs only: an SDDMM, differentiable in q and k
         scores = sampled_dot(self.row_pointers, index.reshape(-1), queries.t(), keys.t())
         scores = scores.view(self.out_vertices, self.top_k).clamp_min(0.0)  # (V_out, k)
@@ -301,7 +336,7 @@ class AttentionPool(nn.Module):
         for name in ("keys", "queries", "weight"):
             if hasattr(self, name):
                 delattr(self, name)
-        self._candidates = None
+        self._candidates = self._clustered = None
         for name in ("row_pointers", "merged_crow", "prior_block_col", "prior_block_val"):
             if hasattr(self, name):
                 delattr(self, name)
@@ -349,4 +384,5 @@ class AttentionPool(nn.Module):
             f"in_vertices={self.in_vertices}, out_vertices={self.out_vertices}, "
             f"top_k={self.top_k}, dim={self.dim}, mode={self.mode!r}, "
             f"normalize={self.normalize!r}, frozen={self.frozen}"
+            + (", topk_search='approximate'" if self.approximate else "")
         )

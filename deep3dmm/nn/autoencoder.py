@@ -96,6 +96,7 @@ class MeshAutoencoder(nn.Module):
                 prior_weight=opts.prior_weight,
                 mode=opts.attention_mode,
                 normalize=opts.attention_normalize,
+                topk_search=opts.topk_search,
                 mean=mean,
                 std=std,
             )

@@ -25,6 +25,8 @@ __all__ = [
     "ModelConfig",
     "NORMALIZATIONS",
     "POOLS",
+    "TOPK_SEARCHES",
+    "AUTO_EXACT_SCORES",
 ]
 
 #: ``autoencoder``: :class:`~deep3dmm.nn.MeshAutoencoder`; ``pca``: the linear 3DMM
@@ -35,6 +37,12 @@ POOLS = ("fixed", "attention")
 ACTIVATIONS = ("elu", "relu", "leaky_relu", "gelu", "tanh", "identity")
 ATTENTION_MODES = ("fused", "learned", "prior")
 NORMALIZATIONS = ("l1", "softmax")
+#: How the attention head finds each row's top-k (see ``AttentionPool``): dense and exact,
+#: clustered and approximate, or by level size.
+TOPK_SEARCHES = ("auto", "exact", "approximate")
+#: ``topk_search="auto"`` uses the exact dense search up to this many scores (V_out * V_in)
+#: per level and the clustered approximate search above (a 20k -> 5k level has 1e8).
+AUTO_EXACT_SCORES = 50_000_000
 
 option = schema.option
 
@@ -67,6 +75,9 @@ class ModelConfig:
         prior_weight: initial weight of the fixed prior in the fused mapping.
         attention_mode: ``"fused"`` (paper) | ``"learned"`` (no prior) | ``"prior"``.
         attention_normalize: ``"l1"`` (paper) or ``"softmax"``.
+        topk_search: ``"exact"`` (dense scores), ``"approximate"`` (clustered keys, recall
+            measured in docs/benchmarks.md) or ``"auto"`` (exact up to
+            :data:`AUTO_EXACT_SCORES` scores per level, approximate above).
         in_channels: per-vertex input channels (3 for positions).
     """
 
@@ -89,6 +100,10 @@ class ModelConfig:
     prior_weight: float = _option(0.8, "initial weight of the fixed mapping in the fusion")
     attention_mode: str = _option("fused", "attention mapping (ablations)", choices=ATTENTION_MODES)
     attention_normalize: str = _option("l1", "attention row normalisation", choices=NORMALIZATIONS)
+    topk_search: str = _option(
+        "auto", "attention top-k search (auto: exact below 5e7 scores per level, approximate "
+        "above)", choices=TOPK_SEARCHES,
+    )  # fmt: skip
     in_channels: int = _option(3, "per-vertex input channels", minimum=1)
 
     def __post_init__(self):

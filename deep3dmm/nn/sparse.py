@@ -12,8 +12,6 @@ value gradient, so nothing of size ``nnz x B x C`` or ``V_out x V_in x B`` is ev
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -32,9 +30,8 @@ __all__ = [
     "from_vertex_major",
 ]
 
-# CSR products are used deliberately (and validated at construction): silence the beta notices.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+# torch's notices about the CSR products used deliberately here (validated at construction)
+# are silenced by the entry points (deep3dmm.cli.QUIET_WARNINGS), not by the library.
 
 
 def csr_parts(matrix) -> tuple[Tensor, Tensor, Tensor]:
@@ -98,11 +95,9 @@ def spmm(a: Tensor, x: Tensor) -> Tensor:
 
     On CPU in float32 the product runs as a weighted bag sum, ``F.embedding_bag`` over the
     CSR arrays (row :math:`i` is :math:`\sum_e a_e x_{col_e}` over its entries), whose
-    FBGEMM kernel is 2-5x faster than ``torch.sparse.mm`` (MKL) on the mesh operators:
-    measured on the 2-core CPU with 1024 feature columns, the fused level-0 attention
-    up-sampling 8.2 -> 2.9 ms, its transpose 13.4 -> 5.4 ms, ``U`` 1.3 -> 0.5 ms, a
-    5023-vertex Laplacian (512 columns) 1.35 -> 0.29 ms. Other dtypes and devices use
-    ``torch.sparse.mm``. Entries may repeat a column within a row (they add up).
+    FBGEMM kernel beats ``torch.sparse.mm`` (MKL) on the mesh operators (measured figures:
+    docs/models.md). Other dtypes and devices use ``torch.sparse.mm``. Entries may repeat a
+    column within a row (they add up).
 
     Shapes:
         a ``(R, N)`` sparse CSR, x ``(N, F)`` -> ``(R, F)``.

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
+from deep3dmm.nn.spiral_gather import SpiralTables, spiral_gather_linear, spiral_matmul_gather
 
 __all__ = ["SpiralConv"]
 
@@ -26,14 +27,15 @@ class SpiralConv(nn.Module):
         \mathbf{y}_i = W \,\big[\mathbf{x}_{s(i,0)} \,\|\, \dots \,\|\,
         \mathbf{x}_{s(i,L-1)}\big] + \mathbf{b}
 
-    One ``index_select`` gathers all spirals of the batch at once; its backward is a single
-    ``index_add_``. When ``C_in > C_out`` the same map is evaluated in the cheaper order
-    "matmul first, gather-sum second": :math:`Z = X W_r` with :math:`W_r` the weight
-    rearranged to ``(C_in, L*C_out)``, then :math:`y_i = \sum_l Z_{s(i,l), l} + b`, so the
-    gathered tensor has ``L*C_out`` instead of ``L*C_in`` channels (the output layer of the
-    decoder, 32 -> 3, gathers 10x less). Both orders share the parameters of one
-    ``nn.Linear(L*C_in, C_out)``. The spiral indices are a buffer, so ``.to(device)`` and
-    ``state_dict`` carry them.
+    One ``index_select`` gathers all spirals of the batch at once; its backward is a gather
+    too (a bag sum over the transposed spiral table, see :mod:`deep3dmm.nn.spiral_gather`),
+    not autograd's ``index_add_`` scatter. When ``C_in > C_out`` the same map is evaluated in
+    the cheaper order "matmul first, gather-sum second": :math:`Z = X W_r` with :math:`W_r`
+    the weight rearranged to ``(C_in, L*C_out)``, then :math:`y_i = \sum_l Z_{s(i,l), l} + b`
+    as one bag sum, so the gathered tensor has ``L*C_out`` instead of ``L*C_in`` channels
+    (the output layer of the decoder, 32 -> 3, gathers 10x less). Both orders share the
+    parameters of one ``nn.Linear(L*C_in, C_out)`` (the layout of SpiralNet++'s weights).
+    The spiral indices are a buffer, so ``.to(device)`` and ``state_dict`` carry them.
 
     Args:
         in_channels: ``C_in``.
@@ -67,6 +69,7 @@ class SpiralConv(nn.Module):
         self.register_buffer("spirals", spirals.contiguous())
         self.matmul_first = self.in_channels > self.out_channels
         self.linear = nn.Linear(self.in_channels * self.spiral_length, self.out_channels, bias=bias)
+        self._tables: tuple[tuple, SpiralTables] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -78,17 +81,17 @@ class SpiralConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Apply the convolution to ``x`` of shape ``(B, V, C_in)``."""
         check_features(x, layer="SpiralConv", vertices=self.num_vertices, channels=self.in_channels)
-        b, v, c = x.shape
-        if not self.matmul_first:
-            gathered = x.index_select(1, self.spirals.view(-1))  # (B, V*L, C_in)
-            return self.linear(gathered.view(b, v, -1))  # (B, V, C_out)
-        o, length = self.out_channels, self.spiral_length
-        weight = self.linear.weight.view(o, length, c).permute(2, 1, 0).reshape(c, length * o)
-        z = (x.reshape(b * v, c) @ weight).view(b, v * length, o)  # (B, V*L, C_out)
-        # row s(i, l) * L + l of Z holds x_{s(i,l)} W_l
-        rows = self.spirals * length + torch.arange(length, device=x.device)  # (V, L)
-        y = z.index_select(1, rows.view(-1)).view(b, v, length, o).sum(2)  # (B, V, C_out)
-        return y if self.linear.bias is None else y + self.linear.bias
+        tables = self.tables()
+        if self.matmul_first:
+            return spiral_matmul_gather(x, tables, self.linear.weight, self.linear.bias)
+        return spiral_gather_linear(x, self.spirals, tables, self.linear.weight, self.linear.bias)
+
+    def tables(self) -> SpiralTables:
+        """The transposed spiral tables, rebuilt when the ``spirals`` buffer changes or moves."""
+        key = (self.spirals.device, self.spirals.data_ptr(), self.spirals._version)
+        if self._tables is None or self._tables[0] != key:
+            self._tables = (key, SpiralTables(self.spirals))
+        return self._tables[1]
 
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""

@@ -1,28 +1,39 @@
 """Training: run configuration, the trainer, checkpoints, distributed helpers, losses."""
 
-from deep3dmm.train.checkpoint import (
-    LoadedRun,
-    RunFiles,
-    check_compatible,
-    load_checkpoint,
-    load_run,
-    save_checkpoint,
-)
-from deep3dmm.train.config import (
-    DataConfig,
-    HierarchyConfig,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    TrainConfig,
-    load_config,
-    save_config,
-)
-from deep3dmm.train.distributed import DistributedContext, epoch_indices, init_distributed
-from deep3dmm.train.losses import l1_loss, vertex_errors
-from deep3dmm.train.trainer import NonFiniteLossError, Trainer, TrainResult, prepare_run, train
+from deep3dmm._lazy import lazy_exports
+
+_EXPORTS = {
+    "new_run_dir": "deep3dmm.train.resolve",
+    "resolve_config": "deep3dmm.train.resolve",
+    "LoadedRun": "deep3dmm.train.checkpoint",
+    "RunFiles": "deep3dmm.train.checkpoint",
+    "check_compatible": "deep3dmm.train.checkpoint",
+    "load_checkpoint": "deep3dmm.train.checkpoint",
+    "load_run": "deep3dmm.train.checkpoint",
+    "save_checkpoint": "deep3dmm.train.checkpoint",
+    "DataConfig": "deep3dmm.train.config",
+    "HierarchyConfig": "deep3dmm.train.config",
+    "ModelConfig": "deep3dmm.train.config",
+    "OptimConfig": "deep3dmm.train.config",
+    "RunConfig": "deep3dmm.train.config",
+    "TrainConfig": "deep3dmm.train.config",
+    "load_config": "deep3dmm.train.config",
+    "save_config": "deep3dmm.train.config",
+    "DistributedContext": "deep3dmm.train.distributed",
+    "epoch_indices": "deep3dmm.train.distributed",
+    "init_distributed": "deep3dmm.train.distributed",
+    "l1_loss": "deep3dmm.train.losses",
+    "vertex_errors": "deep3dmm.train.losses",
+    "NonFiniteLossError": "deep3dmm.train.trainer",
+    "Trainer": "deep3dmm.train.trainer",
+    "TrainResult": "deep3dmm.train.trainer",
+    "prepare_run": "deep3dmm.train.trainer",
+    "train": "deep3dmm.train.trainer",
+}
 
 __all__ = [
+    "new_run_dir",
+    "resolve_config",
     "DataConfig",
     "DistributedContext",
     "HierarchyConfig",
@@ -48,3 +59,5 @@ __all__ = [
     "train",
     "vertex_errors",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -1,8 +1,10 @@
-"""Training losses and the reconstruction error metric in millimetres."""
+"""Training losses (the metric, :func:`deep3dmm.metrics.vertex_errors`, is re-exported)."""
 
 from __future__ import annotations
 
 import torch
+
+from deep3dmm.metrics import vertex_errors
 
 __all__ = ["l1_loss", "vertex_errors"]
 
@@ -19,19 +21,3 @@ def l1_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         prediction, target: ``(B, V, 3)``; returns a scalar.
     """
     return (prediction - target).abs().mean()
-
-
-def vertex_errors(
-    prediction: torch.Tensor, target: torch.Tensor, *, scale: float = 1.0
-) -> torch.Tensor:
-    r"""Per-vertex Euclidean distance, times ``scale`` (e.g. metres -> millimetres).
-
-    .. math::
-        e_{bv} = s \, \lVert \hat{x}_{bv} - x_{bv} \rVert_2
-
-    Both inputs must be de-normalised (in the dataset's unit).
-
-    Shapes:
-        prediction, target: ``(B, V, 3)``; returns ``(B, V)``.
-    """
-    return torch.linalg.vector_norm(prediction - target, dim=-1) * scale

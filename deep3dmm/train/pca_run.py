@@ -25,8 +25,8 @@ import torch
 
 from deep3dmm.atomic import atomic_write_text
 from deep3dmm.errors import ConfigError
+from deep3dmm.metrics import vertex_errors
 from deep3dmm.train.checkpoint import RunFiles, load_checkpoint, save_checkpoint
-from deep3dmm.train.losses import vertex_errors
 
 __all__ = ["PCA_APPLIES", "check_pca_options", "fit_pca_run", "is_pca"]
 

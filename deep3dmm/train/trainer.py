@@ -34,8 +34,13 @@ from tqdm.auto import tqdm
 
 from deep3dmm.atomic import atomic_write_text
 from deep3dmm.data import Normalization, PreparedDataset, RegisteredMeshDataset, Split, make_split
-from deep3dmm.errors import CheckpointError, ConfigError, Deep3DMMError, TopologyMismatchError
-from deep3dmm.nn import reuse_freed_memory
+from deep3dmm.errors import (
+    CheckpointError,
+    ConfigError,
+    NonFiniteLossError,
+    TopologyMismatchError,
+)
+from deep3dmm.metrics import vertex_errors
 from deep3dmm.train.checkpoint import (
     RunFiles,
     capture_rng_state,
@@ -71,10 +76,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_mm", "lr", "seconds", "meshes_per_s")
-
-
-class NonFiniteLossError(Deep3DMMError):
-    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
 
 @dataclass
@@ -514,7 +515,7 @@ class Trainer:
             prediction = self.model(batch)
             loss_sum += float(self.loss_fn(prediction, batch)) * len(batch)
             # De-normalised difference: (pred - x) * std, in the dataset unit -> mm.
-            errors = torch.linalg.vector_norm((prediction - batch) * self.std, dim=-1)
+            errors = vertex_errors(prediction, batch, std=self.std)  # (b, V)
             mm_sum += float(errors.mean(dim=1).sum()) * self.to_mm
             count += len(batch)
         return loss_sum / count, mm_sum / count
@@ -650,8 +651,6 @@ def train(
         ConfigError, DatasetError, CheckpointError: bad options, data or run folder.
     """
     context = context or init_distributed(config.train.device)
-    if context.device.type == "cpu":
-        reuse_freed_memory()  # large per-step tensors: reuse heap blocks (~1.4x faster on CPU)
     setup = prepare_run(config, run_dir, resume=resume, context=context, hierarchy=hierarchy)
     if is_pca(setup.config):  # the linear 3DMM: closed form on rank 0, no epochs
         if context.is_main:

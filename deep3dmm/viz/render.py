@@ -243,24 +243,21 @@ def append_colorbar(
         ``(H, W + width, 3)`` uint8 RGB picture.
     """
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     height = int(image.shape[0])
     dpi = 100
-    figure = plt.Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=background)
+    figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=background)
     FigureCanvasAgg(figure)
     bar_height = min(0.8, 420 / max(height, 1))
     axis = figure.add_axes((0.12, 0.5 - bar_height / 2, 0.16, bar_height))
     mappable = matplotlib.cm.ScalarMappable(
-        norm=matplotlib.colors.Normalize(*clim), cmap=plt.get_cmap(cmap)
+        norm=matplotlib.colors.Normalize(*clim), cmap=matplotlib.colormaps[cmap]
     )
     bar = figure.colorbar(mappable, cax=axis)
     bar.set_label(label, fontsize=10)
     bar.ax.tick_params(labelsize=9)
     figure.canvas.draw()
     strip = np.asarray(figure.canvas.buffer_rgba())[..., :3]  # (H, width, 3)
-    plt.close(figure)
     return np.concatenate([np.asarray(image, dtype=np.uint8)[..., :3], strip], axis=1)

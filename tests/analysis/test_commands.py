@@ -55,4 +55,4 @@ def test_bad_input_exit_2(run_dir, tmp_path, capsys):
     assert "no such mesh file" in capsys.readouterr().err
     assert main(["receptive", str(run_dir), "--level", "5", "--out", str(tmp_path)]) == 2
     assert "level 5 is out of range" in capsys.readouterr().err
-    assert main(["render", str(run_dir), "--out", str(tmp_path), "--views", "back"]) == 2
+    assert main(["render", str(run_dir), "--out", str(tmp_path), "--view", "back"]) == 2

@@ -21,28 +21,18 @@ from deep3dmm.data.generate.common import (
     ADULT_PHENOTYPES,
     Z_UP_TO_Y_UP,
     check_counts,
-    envelope,
     pick,
     rotation_matrices,
     sample_local_changes,
     sample_phenotypes,
 )
 from deep3dmm.data.generate.default import DEFAULT_FACES, default_faces_path
+from deep3dmm.data.generate.faces import JAW, MAX_JAW
 from deep3dmm.errors import ConfigError, DatasetError
 from deep3dmm.mesh import shapes
 
 PHENOTYPES = ["gender", "age", "muscle", "weight", "height", "proportions", "cupsize",
               "firmness", "african", "asian", "caucasian"]  # fmt: skip
-
-
-def test_envelope_neutral_peak_neutral():
-    for frames in (2, 3, 10, 11):
-        w = envelope(frames)
-        assert w.shape == (frames,)
-        assert w[0] == 0 and abs(w[-1]) < 1e-30
-        assert np.all((w >= 0) & (w <= 1))
-    w = envelope(11)
-    assert w[5] == pytest.approx(1.0) and np.all(np.diff(w[:6]) > 0) and np.all(np.diff(w[5:]) < 0)
 
 
 def test_rotation_matrices_match_scipy():
@@ -136,8 +126,9 @@ def test_face_expressions_are_coma_named_and_valid():
     from anny.models.facial_actions import FACIAL_ACTION_LABELS
 
     for peaks in FACE_EXPRESSIONS.values():
-        assert set(peaks) <= set(FACIAL_ACTION_LABELS)
-        assert all(0 < w <= 1 for w in peaks.values())
+        assert set(peaks) <= set(FACIAL_ACTION_LABELS) | {JAW}
+        assert all(0 < abs(w) <= 1 for w in peaks.values())
+        assert 0 < peaks.get(JAW, 0.1) <= MAX_JAW  # radians: the jaw only opens
 
 
 def test_body_motions_start_and_end_at_rest():
@@ -148,6 +139,13 @@ def test_body_motions_start_and_end_at_rest():
     np.testing.assert_allclose(hops[:, [0, -1]], 0.0, atol=1e-12)
     assert np.all(np.abs(vectors).max(axis=(1, 2, 3)) > 0.1)  # every motion moves
     assert np.abs(vectors).max() < 2.1  # knees <= 2 rad (115 degrees)
+    # per bone time windows: joints move at their own times, still at rest at both ends
+    windows = np.broadcast_to([0.1, 0.9], (len(BODY_MOTIONS), len(bones), 2)).copy()
+    windows[:, 0] = (0.0, 0.5)  # the first bone finishes at mid-sequence
+    shifted, _ = motion_rotation_vectors(list(BODY_MOTIONS), bones, np.linspace(0, 1, 13), windows)
+    np.testing.assert_allclose(shifted[:, [0, -1]], 0.0, atol=1e-12)
+    np.testing.assert_allclose(shifted[:, 6:, 0], 0.0, atol=1e-12)  # done by t = 0.5
+    assert np.abs(shifted - vectors).max() > 0.05
     assert hops.min() >= 0
     _, fine = motion_rotation_vectors(["jumping_jacks"], bones, np.linspace(0, 1, 2001))
     assert fine.max() == pytest.approx(0.08, abs=1e-4)  # airborne between the two stances

@@ -46,8 +46,9 @@ def test_hand_sequences_rest_pose_ends_and_wrist_fixed(hands):
     v = np.asarray(data.vertices).reshape(2, 6, 3, 1609, 3)
     np.testing.assert_allclose(v[:, :, 0], v[:, :, -1], atol=1e-6)
     np.testing.assert_allclose(v[:, :, 0], v[:, :1, 0].repeat(6, axis=1), atol=1e-6)
-    moved = np.linalg.norm(v[:, :, 1] - v[:, :, 0], axis=-1)  # (2, 6, V) at the peak
-    assert np.all(moved.max(axis=-1) > 0.02)  # finger tips travel centimetres
+    moved = np.linalg.norm(v[:, :, 1] - v[:, :, 0], axis=-1)  # (2, 6, V) mid-sequence
+    assert np.all(moved.max(axis=-1) > 0.01)  # finger tips travel centimetres
+    assert np.median(moved.max(axis=-1)) > 0.05  # (each finger at its own phase)
     y = data.template.vertices[:, 1]
     wrist = y < y.min() + 0.01  # the forearm stump below the wrist joint
     assert wrist.sum() > 10 and moved[..., wrist].max() < 1e-4  # no global motion (< 0.1 mm)

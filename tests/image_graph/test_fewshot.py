@@ -95,7 +95,7 @@ def test_fewshot_cli_tiny(tmp_path, capsys):
 
     out = tmp_path / "few"
     args = ["image", "fewshot", "--out", str(out), "--shots", "1", "--iterations", "1"]
-    assert main([*args, "--episodes", "10", "--no-progress"]) == 0
+    assert main([*args, "--episodes", "10", "--quiet"]) == 0
     metrics = json.loads((out / "fewshot_metrics.json").read_text())
     assert 0 <= metrics["1-shot"]["accuracy"] <= 1
     assert (out / "fewshot.png").is_file()

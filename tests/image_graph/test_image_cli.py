@@ -18,7 +18,7 @@ def test_image_train_show_summary(tmp_path, capsys):
         "6",
         "--window",
         "2",
-        "--no-progress",
+        "--quiet",
     ]
     run = tmp_path / "run"
     assert main(["image", "train", "classify", "--out", str(run), *common]) == 0
@@ -51,7 +51,7 @@ def test_image_cli_bad_input_is_one_line(tmp_path, capsys):
         "16",
         "--epochs",
         "1",
-        "--no-progress",
+        "--quiet",
         "--out",
         str(cnn),
     ]

@@ -20,7 +20,7 @@ from deep3dmm.cli import main
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
-    assert main([*args, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert main([*args, "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
@@ -49,7 +49,7 @@ def test_vision_examples_run_tiny(tmp_path, capsys):
                 "16",
                 "--epochs",
                 "1",
-                "--no-progress",
+                "--quiet",
             ]
         )
         == 0
@@ -73,7 +73,7 @@ def test_vision_examples_run_tiny(tmp_path, capsys):
                 "24",
                 "--epochs",
                 "1",
-                "--no-progress",
+                "--quiet",
             ]
         )
         == 0
@@ -97,7 +97,7 @@ def test_vision_examples_run_tiny(tmp_path, capsys):
                 "0",
                 "--epochs",
                 "1",
-                "--no-progress",
+                "--quiet",
             ]
         )
         == 0

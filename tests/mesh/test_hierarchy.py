@@ -285,15 +285,6 @@ def test_random_reference_vertices_depend_on_seed():
         assert set(row[: 1 + k].tolist()) == set(plain_row[: 1 + k].tolist())
 
 
-def test_benchmark_hierarchy_reports_timings():
-    from deep3dmm.mesh.hierarchy_benchmark import benchmark_hierarchy
-
-    result = benchmark_hierarchy(shapes.icosphere(1), repeats=2, factors=(2,))
-    assert result["num_vertices"] == [42, 21] and result["repeats"] == 2
-    assert 0 < result["build_min_s"] <= result["build_s"]
-    assert 0 < result["cached_load_min_s"] <= result["cached_load_s"]
-
-
 def test_decimation_that_cannot_reach_its_target_warns(caplog):
     # A closed surface cannot collapse below a tetrahedron.
     with caplog.at_level("WARNING", logger="deep3dmm.mesh.decimation"):
@@ -301,3 +292,21 @@ def test_decimation_that_cannot_reach_its_target_warns(caplog):
     assert h.num_vertices == [12, 4] and h.num_faces == [20, 4]
     assert "stopped at 4 vertices instead of 1" in caplog.text
     assert h.spirals[1].shape == (4, 9) and h.spirals[1].max() < 4
+
+
+def test_cache_key_covers_versions_and_skips_unused_seed(monkeypatch):
+    """The key changes with the decimator or code version; the seed counts only when used."""
+    import deep3dmm.mesh.hierarchy as hierarchy
+
+    template = Template(*bumpy_sphere())
+    key = MeshHierarchy.compute_hash(template, factors=(4,))
+    assert MeshHierarchy.compute_hash(template, factors=(4,), seed=7) == key
+    random = MeshHierarchy.compute_hash(template, factors=(4,), reference_vertices="random")
+    assert random != MeshHierarchy.compute_hash(
+        template, factors=(4,), reference_vertices="random", seed=7
+    )
+    monkeypatch.setattr(hierarchy, "_decimator_version", lambda: "0.0-other")
+    assert MeshHierarchy.compute_hash(template, factors=(4,)) != key
+    monkeypatch.undo()
+    monkeypatch.setattr(hierarchy, "HIERARCHY_CODE_VERSION", hierarchy.HIERARCHY_CODE_VERSION + 1)
+    assert MeshHierarchy.compute_hash(template, factors=(4,)) != key

@@ -10,6 +10,20 @@ from deep3dmm.mesh import shapes
 from deep3dmm.mesh.hierarchy import MeshHierarchy
 
 
+def loop_reference(conv, x):
+    """Naive oracle of SpiralConv: a Python loop over vertices.
+
+    Per vertex, the features along the spiral are concatenated, then mapped linearly.
+    """
+    import torch
+
+    out = []
+    for i in range(conv.num_vertices):
+        feats = torch.cat([x[:, int(j)] for j in conv.spirals[i]], dim=-1)  # (B, L*C)
+        out.append(feats @ conv.linear.weight.t() + conv.linear.bias)
+    return torch.stack(out, 1)
+
+
 @pytest.fixture(scope="session")
 def small_hierarchy():
     """Icosphere(2) (162 vertices) with factors (2, 2): 162 -> 81 -> 41 vertices."""

@@ -103,3 +103,14 @@ def test_build_preset_pca_takes_only_latent():
     assert build_preset("pca", Hierarchy(), latent=5).components.shape == (5, 30)
     with pytest.raises(ConfigError, match="do not apply to the pca preset"):
         build_preset("pca", Hierarchy(), latent=5, conv="spiral")
+
+
+def test_tall_data_uses_the_covariance_and_matches_numpy():
+    meshes = curved_meshes(n=60, vertices=3)  # N = 60 > 3V = 9
+    offset, scale = meshes.mean(0), np.ones((3, 3))
+    model, _ = fit_pca(meshes, np.arange(60), 5, scale=scale, offset=offset)
+    mean, vt, variance = numpy_pca(meshes, 5)
+    np.testing.assert_allclose(model.variance.numpy(), variance, rtol=1e-5)
+    expected = mean + (meshes.reshape(60, -1) - mean) @ vt.T @ vt
+    got = model_reconstruct(model, meshes, offset, scale).reshape(60, -1)
+    np.testing.assert_allclose(got, expected, atol=1e-6)

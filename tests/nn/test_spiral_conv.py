@@ -3,15 +3,7 @@ import torch
 
 from deep3dmm.errors import ConfigError, TopologyMismatchError
 from deep3dmm.nn import SpiralConv
-
-
-def loop_reference(conv: SpiralConv, x: torch.Tensor) -> torch.Tensor:
-    """Per-vertex loop: concatenate features along the spiral, then the linear map."""
-    out = []
-    for i in range(conv.num_vertices):
-        feats = torch.cat([x[:, int(j)] for j in conv.spirals[i]], dim=-1)  # (B, L*C)
-        out.append(feats @ conv.linear.weight.t() + conv.linear.bias)
-    return torch.stack(out, 1)
+from tests.nn.conftest import loop_reference
 
 
 @pytest.mark.parametrize("c_in,c_out", [(3, 8), (8, 3), (5, 5)])

@@ -79,6 +79,9 @@ def test_pca_with_options_that_do_not_apply_exits_2(spheres, tmp_path, capsys):
     assert "Traceback" not in err and not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match="model option.s. conv, K do not apply to preset 'pca'"):
         ModelConfig.from_preset("pca", latent=4, conv="spiral", K=3)
+    code = main(["train", "--data", str(spheres.path), "--kind", "pca", "--epochs", "3",
+                 "--out", str(tmp_path / "run")])  # fmt: skip
+    assert code == 2 and "option --epochs does not apply" in capsys.readouterr().err
 
 
 def test_pca_with_too_few_training_meshes(spheres8, tmp_path, capsys):

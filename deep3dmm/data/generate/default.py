@@ -4,8 +4,9 @@ Size: 10 subjects x 12 COMA-named expressions x 10 frames = 1,200 meshes of 4,20
 vertices (60 MB). Ten subjects leave nine for training under the identity split; twelve
 expressions match COMA's protocol (extrapolation holds one out); ten frames per sequence
 give the interpolation split (every tenth row) intermediate expressions to test on. It
-generates in seconds once anny's cache exists, and a small autoencoder sees enough
-variety in a few epochs on two CPU cores.
+generates in about a minute once anny's cache exists (one deformation-transfer
+factorisation per subject), and a small autoencoder sees enough variety in a few epochs
+on two CPU cores.
 """
 
 from __future__ import annotations

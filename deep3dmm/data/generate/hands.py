@@ -8,11 +8,13 @@ spacing, wrist; thick and close-set fingers capped so curled fingers do not coll
 sequence moves the finger joints from the rest pose to a named peak
 pose and back:
 
-.. math:: \theta_{s,q}(t) = \sin^2(\pi t)\, \lambda_{s,q}\, (\theta_q^{peak} + \epsilon_s)
+.. math:: \theta_{s,q,j}(t) = c_{s,q,j}(t)\, (\theta_{q,j}^{peak} + \epsilon_{s,j})
 
-(axis-angle per joint in each bone's own axes: x flexes, z spreads) with a per subject
-and sequence intensity :math:`\lambda \in [0.85, 1]` and a small per subject joint
-offset :math:`\epsilon_s` (0.04 rad). Peak angles are kept below the point where linear
+(axis-angle per joint in each bone's own axes: x flexes, z spreads) with a small per
+subject joint offset :math:`\epsilon_s` (0.04 rad) and an activation curve per finger
+(:func:`finger_curves`): its own onset, peak and offset, intensity in [0.7, 1], and the
+middle and tip joints lagging the base joint. Skinning makes the motion non-linear and
+dependent on the subject's bones. Peak angles are kept below the point where linear
 blend skinning would push finger tips into the palm (checked with winding numbers, see
 :mod:`deep3dmm.data.generate.checks`). The wrist stays fixed (no global motion); the
 dataset frame has the fingers along +y and the palm facing +z.
@@ -28,7 +30,6 @@ from deep3dmm.data.generate.common import (
     ADULT_PHENOTYPES,
     AnnyMesher,
     Plan,
-    envelope,
     generator_params,
     load_anny,
     rotation_matrices,
@@ -37,6 +38,7 @@ from deep3dmm.data.generate.common import (
     subject_grid,
     write_plan,
 )
+from deep3dmm.data.generate.timing import activation, sample_key_times
 from deep3dmm.data.prepared import PreparedDataset
 from deep3dmm.mesh.template import Template
 
@@ -105,6 +107,12 @@ LOCAL_CHANGE_LIMITS = {
     "r-hand-fingers-distance-incr": (-0.3, 1.0),
 }
 JOINT_NOISE = 0.04
+# Per subject style: each finger's share of the pose (<= 1 keeps the tested peak angles)
+# and how far a finger's middle and tip joints lag its base joint (normalised time).
+FINGER_INTENSITY = (0.5, 1.0)
+JOINT_LAG = (0.0, 0.06)
+# Fingers of one pose start within 15 % of the sequence of each other and hold 10-30 %.
+KEY_TIMES = {"onset": (0.05, 0.2), "rise": (0.12, 0.3), "hold": (0.1, 0.3), "fall": (0.12, 0.3)}
 
 # anny's hand: fingers along +y, palm facing -x  ->  fingers along +y, palm facing +z.
 HAND_FRAME = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
@@ -131,6 +139,29 @@ def peak_rotation_vectors(names: list[str], bone_labels: list[str]) -> np.ndarra
         for bone, vector in HAND_POSES[name].items():
             peaks[q, bone_labels.index(bone)] = vector
     return peaks
+
+
+def finger_curves(
+    rng: np.random.Generator, subjects: int, sequences: int, bones: list[str], frames: int
+) -> np.ndarray:
+    """Each joint's activation over a sequence: per finger onset, peak and offset.
+
+    A finger (thumb, index, ..., little; other bones form a sixth group) gets its own key
+    times (:func:`~deep3dmm.data.generate.timing.sample_key_times`) and intensity; its
+    second and third joints follow the first with a per sequence lag (a rolling curl).
+
+    Returns:
+        ``(S, Q, J, T)`` weights in [0, 1], 0 at the first and the last frame.
+    """
+    group = np.array([int(b[6]) - 1 if b.startswith("finger") else 5 for b in bones])  # (J,)
+    joint = np.array([int(b[8]) - 1 if b.startswith("finger") else 0 for b in bones])  # (J,)
+    keys = sample_key_times(rng, (subjects, sequences, 6), **KEY_TIMES)  # (S, Q, 6, 4)
+    gain = rng.uniform(*FINGER_INTENSITY, (subjects, sequences, 6))  # (S, Q, 6)
+    lag = rng.uniform(*JOINT_LAG, (subjects, sequences))  # (S, Q)
+    bone_keys = keys[:, :, group] + (lag[..., None] * joint)[..., None]  # (S, Q, J, 4)
+    bone_keys = np.minimum(bone_keys, 0.98)
+    curves = activation(np.linspace(0.0, 1.0, frames), bone_keys)  # (S, Q, J, T)
+    return curves * gain[:, :, group, None]
 
 
 def make_hands(
@@ -171,13 +202,12 @@ def make_hands(
     peaks = peak_rotation_vectors(names, bones)  # (Q, J, 3)
     moving = np.abs(peaks).sum(axis=(0, 2)) > 0  # (J,) only posed joints get noise
     noise = rng.normal(0.0, JOINT_NOISE, (subjects, len(bones), 3)) * moving[None, :, None]
-    intensity = rng.uniform(0.85, 1.0, (subjects, len(names)))  # (S, Q)
-    weights = envelope(frames)  # (T,)
+    curves = finger_curves(rng, subjects, len(names), bones, frames)  # (S, Q, J, T)
     s_idx, q_idx, f_idx, rows = subject_grid(subjects, names, frames, part="hand")
 
     def batch(indices: np.ndarray) -> np.ndarray:
         s, q, f = s_idx[indices], q_idx[indices], f_idx[indices]
-        scale = (weights[f] * intensity[s, q])[:, None, None]  # (b, 1, 1)
+        scale = curves[s, q, :, f][..., None]  # (b, J, 1)
         vectors = scale * (peaks[q] + noise[s] * (np.abs(peaks[q]) > 0))  # (b, J, 3)
         return mesher(phenotypes[s], local[s], None, rotation_matrices(vectors))
 
@@ -187,7 +217,10 @@ def make_hands(
         names=names,
         frames=frames,
         seed=seed,
-        envelope="sin^2(pi t)",
+        timing="per finger onset/peak/offset, base joint leads, smoothstep ramps",
+        finger_intensity=FINGER_INTENSITY,
+        joint_lag=JOINT_LAG,
+        key_times=KEY_TIMES,
         local_change_scale=LOCAL_CHANGE_SCALE,
         local_change_limits=LOCAL_CHANGE_LIMITS,
         phenotype_ranges={**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},

@@ -6,6 +6,7 @@ Every importer has the signature
 
 from __future__ import annotations
 
+import inspect
 import os
 
 from deep3dmm.data.importers.coma import import_coma
@@ -24,6 +25,7 @@ __all__ = [
     "import_folder",
     "import_ict",
     "import_npy",
+    "importer_options",
 ]
 
 IMPORTERS = {
@@ -35,10 +37,31 @@ IMPORTERS = {
 }
 
 
+def importer_options(source: str) -> tuple[str, ...]:
+    """The keyword options the importer of ``source`` takes (from its signature).
+
+    Raises:
+        ConfigError: unknown source.
+    """
+    if source not in IMPORTERS:
+        raise ConfigError(f"unknown source {source!r}", fix=f"use one of {sorted(IMPORTERS)}")
+    parameters = inspect.signature(IMPORTERS[source]).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
+
+
 def import_dataset(
     source: str, src: str | os.PathLike, out_dir: str | os.PathLike, **options
 ) -> PreparedDataset:
-    """Run the importer named ``source`` (a key of :data:`IMPORTERS`)."""
-    if source not in IMPORTERS:
-        raise ConfigError(f"unknown source {source!r}", fix=f"use one of {sorted(IMPORTERS)}")
+    """Run the importer named ``source`` (a key of :data:`IMPORTERS`).
+
+    Raises:
+        ConfigError: unknown source, or options that do not apply to it.
+    """
+    known = importer_options(source)
+    extra = [name for name in options if name not in known]
+    if extra:
+        raise ConfigError(
+            f"option(s) {', '.join(extra)} do not apply to source {source!r}",
+            fix=f"{source} takes {', '.join(known)}",
+        )
     return IMPORTERS[source](src, out_dir, **options)

@@ -1,0 +1,186 @@
+r"""The spiral convolution's gather + linear map as autograd functions whose backward gathers.
+
+With spirals :math:`S` (V, L) and weight :math:`W = [W_0 | \dots | W_{L-1}]` (C_out, L*C_in),
+the layer is :math:`y_{b,i} = \sum_l W_l x_{b, S_{il}} + \mathrm{bias}`. Autograd through
+``index_select`` returns the input gradient by ``index_add_`` (a scatter into a zeroed
+tensor); here the transposed spiral table, a CSR list of the positions ``(i, l)`` with
+:math:`S_{il} = j` for every vertex :math:`j`, turns it into a gather: one
+``F.embedding_bag`` sum per call, no zero fill, no write conflicts.
+
+Two evaluation orders share the parameters (``SpiralConv`` picks the cheaper):
+
+- gather first: :math:`G = x[:, S]` (B*V, L*C_in), :math:`y = G W^\top`; backward
+  :math:`\partial W = \partial y^\top G`, :math:`\partial G = \partial y\, W`,
+  :math:`\partial x_j = \sum_{S_{il} = j} \partial G_{il}`.
+- matmul first (``C_in > C_out``): :math:`Z = x W_r` with :math:`W_r` (C_in, L*C_out),
+  :math:`y_i = \sum_l Z_{S_{il}, l}` as one bag sum; backward
+  :math:`\partial Z_{j, l} = \sum_{S_{il} = j} \partial y_i` (a bag sum over the transposed
+  table), :math:`\partial x = \partial Z W_r^\top`, :math:`\partial W_r = x^\top \partial Z`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["SpiralTables", "spiral_gather_linear", "spiral_matmul_gather"]
+
+
+def _transpose_table(index: Tensor, bags: int) -> tuple[Tensor, Tensor]:
+    """CSR transpose of a flat index list.
+
+    For every target ``t < bags``, the positions ``p`` with ``index[p] == t`` in increasing
+    order. Returns ``(positions (E,), offsets (bags+1,))``.
+    """
+    positions = torch.sort(index, stable=True).indices
+    offsets = torch.zeros(bags + 1, dtype=torch.long, device=index.device)
+    offsets[1:] = torch.cumsum(torch.bincount(index, minlength=bags), 0)
+    return positions, offsets
+
+
+class SpiralTables:
+    """Index tables of one spiral level for both orders, expanded per batch size on demand.
+
+    Args:
+        spirals: ``(V, L)`` long.
+    """
+
+    def __init__(self, spirals: Tensor):
+        v, length = spirals.shape
+        self.vertices, self.length = int(v), int(length)
+        flat = spirals.reshape(-1)
+        # gather first: the gradient of x_j gathers the rows i*L + l of dG with S_il = j
+        self.gather_t, self.gather_t_offsets = _transpose_table(flat, self.vertices)
+        # matmul first: y_i sums the rows S_il*L + l of Z (bags of L); dZ_(j,l) sums dy_i
+        self.z_rows = (spirals * length + torch.arange(length, device=spirals.device)).reshape(-1)
+        z_t, self.z_t_offsets = _transpose_table(self.z_rows, self.vertices * self.length)
+        self.z_t = torch.div(z_t, length, rounding_mode="floor")  # the vertex i of (i, l)
+        self.z_offsets = torch.arange(0, self.z_rows.numel() + 1, length, device=spirals.device)
+        self._batched: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def batched(self, name: str, batch: int) -> tuple[Tensor, Tensor]:
+        """``(indices, offsets)`` of table ``name`` repeated for ``batch`` samples.
+
+        Each copy is shifted by its sample's row offset in the flattened source; cached per
+        batch size.
+        """
+        key = (name, batch)
+        if key not in self._batched:
+            rows = self.vertices * self.length
+            index, offsets, source = {
+                # dG (B*V*L rows) -> dx: one bag per vertex j
+                "gather_t": (self.gather_t, self.gather_t_offsets, rows),
+                # Z (B*V*L rows) -> y: bags of L per vertex i
+                "z": (self.z_rows, self.z_offsets, rows),
+                # dy (B*V rows) -> dZ: one bag per (j, l)
+                "z_t": (self.z_t, self.z_t_offsets, self.vertices),
+            }[name]
+            shift = torch.arange(batch, device=index.device)
+            indices = (index[None, :] + shift[:, None] * source).reshape(-1)
+            starts = (offsets[None, :-1] + shift[:, None] * index.numel()).reshape(-1)
+            end = torch.tensor([batch * index.numel()], device=index.device)
+            self._batched = {k: v for k, v in self._batched.items() if k[1] == batch}
+            self._batched[key] = (indices, torch.cat([starts, end]))
+        return self._batched[key]
+
+    def to(self, device) -> SpiralTables:
+        """Move every table to ``device`` (drops the per-batch cache)."""
+        for name in ("gather_t", "gather_t_offsets", "z_rows", "z_offsets", "z_t", "z_t_offsets"):
+            setattr(self, name, getattr(self, name).to(device))
+        self._batched = {}
+        return self
+
+
+def _bag_sum(source: Tensor, indices: Tensor, offsets: Tensor) -> Tensor:
+    """``out[m] = sum_{e in bag m} source[indices[e]]`` (``F.embedding_bag``, mode sum)."""
+    return F.embedding_bag(
+        indices, source.contiguous(), offsets, mode="sum", include_last_offset=True
+    )
+
+
+class _GatherLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, spirals, tables, weight, bias):
+        b, v, c = x.shape
+        gathered = x.index_select(1, spirals.view(-1)).view(b * v, -1)  # (B*V, L*C_in)
+        y = gathered @ weight.t() if bias is None else torch.addmm(bias, gathered, weight.t())
+        ctx.tables, ctx.shape, ctx.has_bias = tables, (b, v, c), bias is not None
+        ctx.save_for_backward(gathered, weight)
+        return y.view(b, v, -1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        gathered, weight = ctx.saved_tensors
+        b, v, c = ctx.shape
+        grad = grad.reshape(b * v, -1)  # (B*V, C_out)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_g = (grad @ weight).view(-1, c)  # (B*V*L, C_in)
+            indices, offsets = ctx.tables.batched("gather_t", b)
+            grad_x = _bag_sum(grad_g, indices, offsets).view(b, v, c)
+        if ctx.needs_input_grad[3]:
+            grad_w = grad.t() @ gathered
+        if ctx.has_bias and ctx.needs_input_grad[4]:
+            grad_b = grad.sum(0)
+        return grad_x, None, None, grad_w, grad_b
+
+
+def spiral_gather_linear(
+    x: Tensor, spirals: Tensor, tables: SpiralTables, weight: Tensor, bias: Tensor | None
+) -> Tensor:
+    """Gather-first spiral map: ``(B, V, C_in)`` -> ``(B, V, C_out)``.
+
+    Args:
+        x: ``(B, V, C_in)``.
+        spirals: ``(V, L)`` long.
+        tables: :class:`SpiralTables` of ``spirals`` (same device).
+        weight: ``(C_out, L*C_in)``, position ``l*C_in + c`` multiplying channel ``c`` of the
+            spiral's ``l``-th vertex.
+        bias: ``(C_out,)`` or ``None``.
+    """
+    return _GatherLinear.apply(x, spirals, tables, weight, bias)
+
+
+class _MatmulGather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, tables, weight, bias):
+        b, v, c = x.shape
+        length = tables.length
+        o = weight.shape[0]
+        w_r = weight.view(o, length, c).permute(2, 1, 0).reshape(c, length * o)  # (C_in, L*O)
+        x2 = x.reshape(b * v, c)
+        z = (x2 @ w_r).view(b * v * length, o)  # row (b, j, l): x_bj W_l
+        indices, offsets = tables.batched("z", b)
+        y = _bag_sum(z, indices, offsets)  # (B*V, O)
+        if bias is not None:
+            y = y + bias
+        ctx.tables, ctx.shape, ctx.has_bias = tables, (b, v, c), bias is not None
+        ctx.save_for_backward(x2, w_r)
+        return y.view(b, v, o)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x2, w_r = ctx.saved_tensors
+        b, v, c = ctx.shape
+        length = ctx.tables.length
+        o = grad.shape[-1]
+        grad = grad.reshape(b * v, o)
+        indices, offsets = ctx.tables.batched("z_t", b)
+        grad_z = _bag_sum(grad, indices, offsets).view(b * v, length * o)  # (B*V, L*O)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (grad_z @ w_r.t()).view(b, v, c)
+        if ctx.needs_input_grad[2]:
+            grad_wr = x2.t() @ grad_z  # (C_in, L*O)
+            grad_w = grad_wr.view(c, length, o).permute(2, 1, 0).reshape(o, length * c)
+        if ctx.has_bias and ctx.needs_input_grad[3]:
+            grad_b = grad.sum(0)
+        return grad_x, None, grad_w, grad_b
+
+
+def spiral_matmul_gather(
+    x: Tensor, tables: SpiralTables, weight: Tensor, bias: Tensor | None
+) -> Tensor:
+    """Matmul-first spiral map (same arguments and result as :func:`spiral_gather_linear`)."""
+    return _MatmulGather.apply(x, tables, weight, bias)

@@ -1,0 +1,96 @@
+"""The clustered top-k search against the dense top-k."""
+
+import torch
+
+from deep3dmm.nn import AttentionPool, MeshAutoencoder
+from deep3dmm.nn.clustered_topk import ClusteredTopK
+
+
+def dense_sets(q, k, top):
+    """Independent reference: top-k column sets of the full score matrix, rows sorted."""
+    return (q.t() @ k).topk(top, dim=1).indices.sort(dim=1).values
+
+
+def unit(x):
+    return torch.nn.functional.normalize(x, dim=0)
+
+
+def attention_like(d, n, seed):
+    """Columns like the attention head's keys: a common offset plus random components."""
+    g = torch.Generator().manual_seed(seed)
+    return unit(torch.rand(d, n, generator=g, dtype=torch.float64) * 0.1 + 0.05)
+
+
+def test_certified_search_is_exact_while_keys_move():
+    q, k = attention_like(6, 300, 0), attention_like(6, 1500, 1)
+    search = ClusteredTopK(8, cluster_size=32, probes=4, rebuild=3, certify=True)
+    g = torch.Generator().manual_seed(2)
+    for step in range(6):
+        assert torch.equal(search(q, k).sort(dim=1).values, dense_sets(q, k, 8)), step
+        q = unit(q + 0.003 * torch.randn(q.shape, generator=g, dtype=q.dtype))
+        k = unit(k + 0.003 * torch.randn(k.shape, generator=g, dtype=k.dtype))
+    assert 0.0 <= search.last_certified <= 1.0
+
+
+def test_approximate_recall_is_measured_and_grows_with_probes():
+    q, k = attention_like(21, 400, 3).float(), attention_like(21, 4000, 4).float()
+    recalls = []
+    for probes in (2, 8, 1000):
+        index = ClusteredTopK(8, cluster_size=64, probes=probes)(q, k)
+        assert index.shape == (400, 8)
+        assert all(len(set(row)) == 8 for row in index.tolist())  # no column twice
+        recalls.append(ClusteredTopK.recall(index, q, k))
+    assert recalls[0] < recalls[1] < 1.0 and recalls[2] == 1.0  # all probed: exact
+    dense = (q.t() @ k).topk(8, dim=1).indices
+    assert ClusteredTopK.recall(dense, q, k) == 1.0
+
+
+def test_merging_the_previous_result_never_loses_recall():
+    q, k = attention_like(21, 300, 5).float(), attention_like(21, 3000, 6).float()
+    search = ClusteredTopK(8, cluster_size=64, probes=3, rebuild=1)  # new clusters each call
+    recalls = [ClusteredTopK.recall(search(q, k), q, k) for _ in range(4)]
+    assert all(b >= a for a, b in zip(recalls, recalls[1:], strict=False))
+    assert recalls[-1] > recalls[0]
+
+
+def test_attention_pool_approximate_equals_dense_where_every_cluster_is_probed(small_hierarchy):
+    """On a small mesh the clustered search probes every cluster: the same top-k as the dense
+    path, also after SGD steps of a whole model (the two models stay identical)."""
+    torch.manual_seed(0)
+    models = []
+    for search in ("exact", "approximate"):
+        torch.manual_seed(0)
+        model = MeshAutoencoder.build(
+            small_hierarchy, conv="spiral", pool="attention", channels=(8, 8), latent=4,
+            top_k=(4, 8),
+        )  # fmt: skip
+        for module in model.modules():
+            if isinstance(module, AttentionPool):
+                module.approximate = search == "approximate"
+                module._clustered = ClusteredTopK(module.top_k, cluster_size=16, probes=1000)
+        models.append(model)
+    x = torch.randn(3, small_hierarchy.num_vertices[0], 3)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.5) for m in models]
+    for _ in range(4):
+        for model, optimizer in zip(models, optimizers, strict=True):
+            optimizer.zero_grad()
+            (model(x) - x).abs().mean().backward()
+            optimizer.step()
+        pools = [[m for m in model.modules() if isinstance(m, AttentionPool)] for model in models]
+        for exact, approx in zip(*pools, strict=True):
+            assert approx.approximate and not exact.approximate
+            a = exact.attention()[0].sort(dim=1).values
+            b = approx.attention()[0].sort(dim=1).values
+            assert torch.equal(a, b)
+    torch.testing.assert_close(models[0](x), models[1](x))
+
+
+def test_auto_choice_and_option(small_hierarchy):
+    h = small_hierarchy
+    pool = AttentionPool(h.vertices[0], h.vertices[1], h.down[0], top_k=4)
+    assert not pool.approximate  # small: exact dense search
+    pool = AttentionPool(h.vertices[0], h.vertices[1], h.down[0], top_k=4,
+                         topk_search="approximate")  # fmt: skip
+    assert pool.approximate and "approximate" in repr(pool)
+    y = pool(torch.randn(2, h.num_vertices[0], 5))
+    assert y.shape == (2, h.num_vertices[1], 5)
