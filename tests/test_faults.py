@@ -104,3 +104,60 @@ def test_file_size_limit_during_import_and_checkpoint(tmp_path):
     )
     assert out["epoch"] == 1 and out["meshes"] == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "last.pt"]
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder the test fills, then locks with :func:`_lock`; unmounted and removed after."""
+    import shutil
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    yield folder
+
+    subprocess.run(["umount", str(folder)], capture_output=True)
+    folder.chmod(0o755)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _lock(folder):
+    """Make ``folder`` read-only for real; skip when this machine cannot."""
+    import os
+
+    if os.geteuid() == 0:
+        mount = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        remount = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
+                                 capture_output=True)  # fmt: skip
+        if mount.returncode or remount.returncode:
+            pytest.skip("root here cannot make a read-only bind mount")
+    else:
+        folder.chmod(0o555)
+    probe = folder / "probe"
+    try:
+        probe.write_text("x")
+    except OSError:
+        return
+    probe.unlink()
+    pytest.skip("could not make the folder read-only")
+
+
+def test_read_only_output_is_a_typed_error_and_keeps_the_old_files(read_only_folder):
+    """Writing a dataset or a checkpoint into a read-only folder: typed errors, nothing lost."""
+    import torch
+
+    from deep3dmm.errors import CheckpointError, DatasetError
+    from deep3dmm.train.checkpoint import load_checkpoint, save_checkpoint
+
+    first = spheres(read_only_folder / "data", 4)
+    save_checkpoint(read_only_folder / "last.pt", {"epoch": 1, "w": torch.zeros(10)})
+    before = sorted(p.name for p in read_only_folder.iterdir())
+    _lock(read_only_folder)
+    with pytest.raises(DatasetError):
+        spheres(read_only_folder / "data", 6, scale=2.0)
+    with pytest.raises(CheckpointError):
+        save_checkpoint(read_only_folder / "last.pt", {"epoch": 2, "w": torch.ones(10)})
+    assert sorted(p.name for p in read_only_folder.iterdir()) == before
+    assert load_checkpoint(read_only_folder / "last.pt")["epoch"] == 1
+    assert PreparedDataset(read_only_folder / "data").meta["content_hash"] == (
+        first.meta["content_hash"]
+    )

@@ -92,9 +92,12 @@ class PreparedDatasetWriter:
         self._digest = hashlib.sha256()
 
     def __enter__(self) -> PreparedDatasetWriter:
-        self._dir_context = atomic_dir(self.out_dir)
-        self._tmp = self._dir_context.__enter__()
         shape = (self.capacity, self.template.num_vertices, 3)
+        self._dir_context = atomic_dir(self.out_dir)
+        try:  # a read-only or full folder fails here already, before any file exists
+            self._tmp = self._dir_context.__enter__()
+        except OSError as exc:
+            raise _write_error(exc, self.out_dir) from exc
         try:
             self._vertices = np.lib.format.open_memmap(
                 self._tmp / "vertices.npy", mode="w+", dtype=np.float32, shape=shape
