@@ -109,13 +109,7 @@ class ClusteredTopK:
             queries: ``(d, R)`` unit columns.
             keys: ``(d, N)`` unit columns.
         """
-        threads = torch.get_num_threads()
-        if keys.device.type == "cpu":
-            torch.set_num_threads(1)
-        try:
-            index = self._search(queries, keys).sort(dim=1).values  # ascending within a row
-        finally:
-            torch.set_num_threads(threads)
+        index = self._search(queries, keys).sort(dim=1).values  # ascending within a row
         self.previous = index
         return index
 
