@@ -226,7 +226,8 @@ def worker(args) -> dict:
     for pool in pools:
         torch.manual_seed(0)
         model = MeshAutoencoder.build(hierarchy, conv="spiral", pool=pool,
-                                      channels=(32, 32, 32, 64), latent=16).to(device)  # fmt: skip
+                                      channels=(32, 32, 32, 64), latent=16,
+                                      topk_search="auto").to(device)  # fmt: skip
         steps.append(train_step(model, data))
     load_start = load_average()
     times, ratios = alternating(steps, repeats=args.repeats, warmup=1, device=device)

@@ -128,9 +128,10 @@ class AttentionPool(nn.Module):
             with last step's candidates (:func:`~deep3dmm.nn.topk.score_topk`), exact;
             ``"approximate"``: clustered keys (:class:`~deep3dmm.nn.clustered_topk.ClusteredTopK`),
             about ``16 * 64`` scored keys per output row instead of ``V_in``, its recall of
-            the exact top-k measured in docs/benchmarks.md; ``"auto"`` (default): exact up to
+            the exact top-k measured in docs/benchmarks.md; ``"auto"``: exact up to
             :data:`AUTO_EXACT_SCORES` scores per level (every COMA-sized mesh), approximate
-            above (scan resolution).
+            above (scan resolution). Default ``"exact"``: an approximate search (and a
+            resume that is not bit-exact) only when asked for by name.
 
     Shapes:
         - input: ``(B, V_in, C)``
@@ -152,7 +153,7 @@ class AttentionPool(nn.Module):
         std=None,
         noise: float = 0.01,
         chunk_rows: int = 2048,
-        topk_search: str = "auto",
+        topk_search: str = "exact",
     ):
         super().__init__()
         if mode not in ATTENTION_MODES:

@@ -101,8 +101,8 @@ class ModelConfig:
     attention_mode: str = _option("fused", "attention mapping (ablations)", choices=ATTENTION_MODES)
     attention_normalize: str = _option("l1", "attention row normalisation", choices=NORMALIZATIONS)
     topk_search: str = _option(
-        "auto", "attention top-k search (auto: exact below 5e7 scores per level, approximate "
-        "above)", choices=TOPK_SEARCHES,
+        "exact", "attention top-k search (exact: dense scores; approximate: clustered keys; "
+        "auto: exact below 5e7 scores per level, approximate above)", choices=TOPK_SEARCHES,
     )  # fmt: skip
     in_channels: int = _option(3, "per-vertex input channels", minimum=1)
 
