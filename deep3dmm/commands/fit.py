@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from deep3dmm.commands import add_command
+from deep3dmm.commands import add_checkpoint_option, add_command, add_progress_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--adam-steps", type=int, default=120)
     add("--lbfgs-rounds", type=int, default=3)
     add("--fit-scale", action="store_true", help="also fit a global scale")
-    add("--checkpoint", default="best", choices=("best", "last"))
+    add_checkpoint_option(fit)
     add("--no-figure", action="store_true", help="skip the picture")
-    add("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_option(fit)
     fit.set_defaults(func=run_fit)
 
 

@@ -132,7 +132,7 @@ def test_fit_cli_outputs_and_bad_input(run_dir, tmp_path, capsys):
                 "20",
                 "--lbfgs-rounds",
                 "1",
-                "--no-progress",
+                "--quiet",
             ]
         )
         == 0
@@ -161,7 +161,7 @@ def test_fit_cli_outputs_and_bad_input(run_dir, tmp_path, capsys):
                 "20",
                 "--lbfgs-rounds",
                 "1",
-                "--no-progress",
+                "--quiet",
             ]
         )
         == 0
@@ -192,7 +192,7 @@ def test_unexplained_target_warns_with_the_residual(run_dir, tmp_path):
                 "10",
                 "--lbfgs-rounds",
                 "1",
-                "--no-progress",
+                "--quiet",
             ]
         )
         == 0
