@@ -101,13 +101,13 @@ def peer_autoencoder(hierarchy, model, device="cpu"):
     if network is None:
         return None
     device = torch.device(device)
-    channels = list(model.opts["channels"])
+    channels = list(model.options.channels)
     # one spiral table per convolved level (the coarsest level has none in the peer's AE)
     spirals = [torch.as_tensor(s, dtype=torch.long).to(device) for s in hierarchy.spirals]
     spirals = spirals[: len(channels)]
     down = [_coo(m, device) for m in hierarchy.down]
     up = [_coo(m, device) for m in hierarchy.up]
-    peer = network.AE(model.opts["in_channels"], channels, model.opts["latent"], spirals,
+    peer = network.AE(model.options.in_channels, channels, model.options.latent, spirals,
                       down, up).to(device)  # fmt: skip
     ours = (
         [c.linear for c in model.encoder_convs]

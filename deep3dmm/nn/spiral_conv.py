@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
+from deep3dmm.nn.spiral_chunked import spiral_chunked_linear
 from deep3dmm.nn.spiral_gather import SpiralTables, spiral_gather_linear, spiral_matmul_gather
 
 __all__ = ["SpiralConv"]
@@ -33,7 +34,9 @@ class SpiralConv(nn.Module):
     the cheaper order "matmul first, gather-sum second": :math:`Z = X W_r` with :math:`W_r`
     the weight rearranged to ``(C_in, L*C_out)``, then :math:`y_i = \sum_l Z_{s(i,l), l} + b`
     as one bag sum, so the gathered tensor has ``L*C_out`` instead of ``L*C_in`` channels
-    (the output layer of the decoder, 32 -> 3, gathers 10x less). Both orders share the
+    (the output layer of the decoder, 32 -> 3, gathers 10x less). On CPU the gather-first
+    order runs in cache-sized row chunks (:mod:`deep3dmm.nn.spiral_chunked`): the gathered
+    ``(B*V, L*C_in)`` matrix is never written whole, and the backward needs none of it. Both orders share the
     parameters of one ``nn.Linear(L*C_in, C_out)`` (the layout of SpiralNet++'s weights).
     The spiral indices are a buffer, so ``.to(device)`` and ``state_dict`` carry them.
 
@@ -84,6 +87,8 @@ class SpiralConv(nn.Module):
         tables = self.tables()
         if self.matmul_first:
             return spiral_matmul_gather(x, tables, self.linear.weight, self.linear.bias)
+        if x.device.type == "cpu":
+            return spiral_chunked_linear(x, tables, self.linear.weight, self.linear.bias)
         return spiral_gather_linear(x, self.spirals, tables, self.linear.weight, self.linear.bias)
 
     def tables(self) -> SpiralTables:

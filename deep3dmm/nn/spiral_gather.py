@@ -50,6 +50,7 @@ class SpiralTables:
         v, length = spirals.shape
         self.vertices, self.length = int(v), int(length)
         flat = spirals.reshape(-1)
+        self.flat = flat  # (V*L,) the spiral of vertex i at positions i*L .. i*L+L-1
         # gather first: the gradient of x_j gathers the rows i*L + l of dG with S_il = j
         self.gather_t, self.gather_t_offsets = _transpose_table(flat, self.vertices)
         # matmul first: y_i sums the rows S_il*L + l of Z (bags of L); dZ_(j,l) sums dy_i
@@ -84,8 +85,18 @@ class SpiralTables:
             self._batched[key] = (indices, torch.cat([starts, end]))
         return self._batched[key]
 
+    def batched_gather(self, batch: int) -> Tensor:
+        """``(B*V*L,)`` rows of the flattened ``(B*V, C)`` input along every spiral, by sample."""
+        key = ("gather", batch)
+        if key not in self._batched:
+            shift = torch.arange(batch, device=self.flat.device) * self.vertices
+            self._batched = {k: v for k, v in self._batched.items() if k[1] == batch}
+            self._batched[key] = ((self.flat[None, :] + shift[:, None]).reshape(-1), None)
+        return self._batched[key][0]
+
     def to(self, device) -> SpiralTables:
         """Move every table to ``device`` (drops the per-batch cache)."""
+        self.flat = self.flat.to(device)
         for name in ("gather_t", "gather_t_offsets", "z_rows", "z_offsets", "z_t", "z_t_offsets"):
             setattr(self, name, getattr(self, name).to(device))
         self._batched = {}

@@ -5,18 +5,20 @@ from deep3dmm.errors import TopologyMismatchError
 from deep3dmm.nn import FixedPool
 
 
+@pytest.mark.parametrize("dtype", [torch.double, torch.float32])  # float32: batched bag sum
 @pytest.mark.parametrize("direction", ["down", "up"])
-def test_matches_dense_product_forward_and_gradient(small_hierarchy, direction):
+def test_matches_dense_product_forward_and_gradient(small_hierarchy, direction, dtype):
     matrix = getattr(small_hierarchy, direction)[0]
-    pool = FixedPool(matrix).double()
-    dense = torch.from_numpy(matrix.toarray()).double()
-    x = torch.randn(3, matrix.shape[1], 5, dtype=torch.double, requires_grad=True)
-    y = pool(x)
-    ref = torch.einsum("oi,bic->boc", dense, x)
-    torch.testing.assert_close(y, ref)
-    w = torch.randn_like(y)
-    (g,) = torch.autograd.grad((y * w).sum(), x)
-    torch.testing.assert_close(g, torch.einsum("oi,boc->bic", dense, w))
+    pool = FixedPool(matrix).to(dtype)
+    dense = torch.from_numpy(matrix.toarray()).to(dtype)
+    for batch in (3, 2):  # a second batch size rebuilds the per-batch tables
+        x = torch.randn(batch, matrix.shape[1], 5, dtype=dtype, requires_grad=True)
+        y = pool(x)
+        ref = torch.einsum("oi,bic->boc", dense, x)
+        torch.testing.assert_close(y, ref)
+        w = torch.randn_like(y)
+        (g,) = torch.autograd.grad((y * w).sum(), x)
+        torch.testing.assert_close(g, torch.einsum("oi,boc->bic", dense, w))
 
 
 def test_mapping_repr_and_error(small_hierarchy):
