@@ -77,10 +77,9 @@ class _ChunkedGatherLinear(torch.autograd.Function):
         chunks = _chunks(tables, b, rows)
         for start, end, index, _, _ in chunks.spans:
             g = xf.index_select(0, index).view(end - start, -1)  # (rows, L*C_in)
-            if bias is None:
-                torch.mm(g, wt, out=out[start:end])
-            else:
-                torch.addmm(bias, g, wt, out=out[start:end])
+            torch.mm(g, wt, out=out[start:end])
+        if bias is not None:  # one pass (addmm per chunk copied the broadcast bias first)
+            out.add_(bias)
         ctx.chunks, ctx.shape, ctx.has_bias = chunks, (b, v, c), bias is not None
         ctx.save_for_backward(xf, weight)
         return out.view(b, v, o)
