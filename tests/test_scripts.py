@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -38,34 +37,6 @@ def small_hierarchy():
 
     template = Template(*shapes.icosphere(3))
     return MeshHierarchy.build(template, factors=(4, 4, 4, 4), spiral_length=9, seed=0)
-
-
-@pytest.mark.parametrize("conv", ["spiral", "cheb"])
-@pytest.mark.parametrize("pool", ["fixed", "attention", "frozen", "learned"])
-def test_naive_reference_matches_the_model(small_hierarchy, conv, pool):
-    """The benchmark's naive reference (dense D/U, per-call indices) computes the same map."""
-    from deep3dmm.nn import MeshAutoencoder
-
-    bench = _load("benchmark")
-    torch.manual_seed(0)
-    kwargs = dict(conv=conv, channels=(8, 8, 8, 16), latent=4, top_k=(4, 8))
-    if pool == "learned":
-        kwargs["attention_mode"] = "learned"
-    model = MeshAutoencoder.build(
-        small_hierarchy, pool="fixed" if pool == "fixed" else "attention", **kwargs
-    )
-    if pool == "frozen":
-        model.freeze_pooling()
-    model = model.double()  # float64: the two summation orders agree to round-off
-    x = torch.randn(3, small_hierarchy.num_vertices[0], 3, dtype=torch.float64)
-    naive = bench.NaiveReference(model)
-    torch.testing.assert_close(naive(x), model(x), rtol=1e-9, atol=1e-10)
-    if pool in ("attention", "learned"):  # the gradients reach the same parameters
-        params = [p for p in model.parameters()]
-        g_model = torch.autograd.grad(model(x).square().sum(), params)
-        g_naive = torch.autograd.grad(naive(x).square().sum(), params)
-        for a, b in zip(g_naive, g_model):
-            torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-9)
 
 
 def test_flops_per_mesh_spiral_conv_closed_form(small_hierarchy):

@@ -36,9 +36,10 @@ class SpiralConv(nn.Module):
     as one bag sum, so the gathered tensor has ``L*C_out`` instead of ``L*C_in`` channels
     (the output layer of the decoder, 32 -> 3, gathers 10x less). On CPU the gather-first
     order runs in cache-sized row chunks (:mod:`deep3dmm.nn.spiral_chunked`): the gathered
-    ``(B*V, L*C_in)`` matrix is never written whole, and the backward needs none of it. Both orders share the
-    parameters of one ``nn.Linear(L*C_in, C_out)`` (the layout of SpiralNet++'s weights).
-    The spiral indices are a buffer, so ``.to(device)`` and ``state_dict`` carry them.
+    ``(B*V, L*C_in)`` matrix is never written whole, and the backward needs none of it. Both
+    orders share the parameters of one ``nn.Linear(L*C_in, C_out)`` (the layout of
+    SpiralNet++'s weights). The spiral indices are a buffer, so ``.to(device)`` and
+    ``state_dict`` carry them.
 
     Args:
         in_channels: ``C_in``.
