@@ -59,7 +59,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         ("viewer",),
         "interactive latent-space viewer in the browser (sliders, interpolation, errors)",
     ),
-    "image": (("image", "image_demos", "image_vision"), "image-graph models on 2D data"),
+    "image": (("image",), "image-graph models on 2D data (demos: examples/image_graph/)"),
 }
 
 

@@ -1,4 +1,7 @@
-"""``deep3dmm image train classify|reconstruct``, ``image show RUN``, ``image summary RUNS``."""
+"""``deep3dmm image train classify|reconstruct`` and ``image summary RUNS``.
+
+The pictures of a run and the image-graph demos are scripts in ``examples/image_graph/``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import dataclasses
 from deep3dmm.commands import add_progress_option, group
 from deep3dmm.image_graph.models import GRAPH_METHODS, KEYPOINT_METHODS
 from deep3dmm.image_graph.runs import DATASETS, ImageRunConfig, summarize_runs, train_run
-from deep3dmm.image_graph.show import render_run
 
 DEFAULTS = ImageRunConfig()
 
@@ -59,12 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_progress_option(train, help="hide the progress bar")
     train.set_defaults(func=run_train)
 
-    show = image.add_parser("show", help="render keypoints (and reconstructions) of a run")
-    show.add_argument("run", help="run folder")
-    show.add_argument("--out", help="PNG to write (default RUN/keypoints.png)")
-    show.add_argument("--count", type=int, default=10, help="test images to show")
-    show.set_defaults(func=run_show)
-
     summary = image.add_parser("summary", help="mean and spread over seeds of finished runs")
     summary.add_argument("runs", nargs="+", help="run folders")
     summary.set_defaults(func=run_summary)
@@ -81,13 +77,6 @@ def run_train(args: argparse.Namespace) -> int:
         f"{config.label()} seed {config.seed}: {key} {metrics[key]:.4f} "
         f"({metrics['parameters']} parameters, {metrics['train_seconds']:.1f} s) -> {args.out}"
     )
-    return 0
-
-
-def run_show(args: argparse.Namespace) -> int:
-    """Render the run's picture."""
-    path = render_run(args.run, args.out, count=args.count)
-    print(f"wrote {path}")
     return 0
 
 
