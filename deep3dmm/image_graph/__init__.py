@@ -53,9 +53,7 @@ from deep3dmm.image_graph.train import (
     fit,
     fit_autoencoder,
     fit_classifier,
-    load_checkpoint,
     predict,
-    save_checkpoint,
 )
 
 __all__ = [
@@ -93,7 +91,6 @@ __all__ = [
     "graph_to_cnn",
     "inverse_distance",
     "knn_adjacency",
-    "load_checkpoint",
     "load_data",
     "load_digits",
     "load_run",
@@ -104,7 +101,6 @@ __all__ = [
     "reconstruction_loss",
     "rescale_coords",
     "row_normalize",
-    "save_checkpoint",
     "summarize_runs",
     "symmetric_normalize",
     "train_run",

@@ -58,6 +58,10 @@ class RunFiles:
         RUN/metrics.csv          one row per epoch
         RUN/curves.png           training curves
         RUN/eval/<split>.json    evaluation summary (+ <split>_per_vertex.npy)
+
+    An image-graph run (:mod:`deep3dmm.image_graph.runs`) uses the same folder: its
+    ``config.toml`` holds an ``[image]`` table, ``checkpoints/last.pt`` its training state,
+    and ``metrics.json`` (:attr:`summary`) its final test metric and per-epoch history.
     """
 
     root: Path
@@ -106,6 +110,11 @@ class RunFiles:
     def curves(self) -> Path:
         """RUN/curves.png."""
         return self.root / "curves.png"
+
+    @property
+    def summary(self) -> Path:
+        """RUN/metrics.json (image-graph runs: final test metric and history)."""
+        return self.root / "metrics.json"
 
     @property
     def eval(self) -> Path:

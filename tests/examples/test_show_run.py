@@ -39,7 +39,7 @@ def test_image_cli_bad_input_is_one_line(tmp_path, capsys, example):
     show = example("image_graph/show_run").main
     assert show([str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "no config.json" in err and "Traceback" not in err
+    assert "no config.toml" in err and "Traceback" not in err
     cnn = tmp_path / "cnn"
     args = [
         "image",
