@@ -41,6 +41,11 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "receptive fields of the mapping matrices (fixed D/U vs learned P)",
     ),
     "plot": (("analysis",), "training curves of several runs on one chart"),
+    "sample": (("sample",), "draw new meshes from a run (VAE prior or fitted Gaussian)"),
+    "sample-quality": (
+        ("sample",),
+        "sample quality vs a split: MMD (mm), coverage, 1-NN accuracy",
+    ),
     "register": (
         ("register",),
         "register raw scans (any topology, mesh or point cloud) to a template",
