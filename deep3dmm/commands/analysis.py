@@ -11,23 +11,6 @@ from deep3dmm.commands import add_checkpoint_option, add_command, add_split_opti
 VIEWS_HELP = "comma-separated views: front, side, top, -y (default front)"
 
 
-#: The long description of each command (``deep3dmm COMMAND --help``).
-DESCRIPTIONS = {
-    "render": "Render chosen meshes of a split with their reconstructions and per-vertex "
-    "error heat maps (fixed colour scale in mm), and the split's mean per-vertex error "
-    "painted on the template.",
-    "interpolate": "Linear interpolation of latent codes between two meshes (mesh files "
-    "registered to the run's template, or dataset row indices); writes every step as "
-    "PLY, a strip image and an animated GIF.",
-    "transfer": "Transfer the deformation A -> B onto C in latent space; compares with "
-    "the naive vertex-space transfer C + (B - A) and, when the dataset holds it, with the "
-    "ground truth (C's subject in B's sequence and frame).",
-    "receptive": "For chosen output vertices of one pooling step, paint the weights of the "
-    "input vertices that feed them (the matrix rows) on the input level's mesh.",
-    "plot": "Losses and validation error (mm) per epoch of several runs, from their metrics.csv.",
-}
-
-
 def _picture_command(
     subparsers: argparse._SubParsersAction,
     name: str,
@@ -37,7 +20,7 @@ def _picture_command(
     view_help: str | None = None,
 ) -> argparse.ArgumentParser:
     """A command that draws pictures of one run: ``RUN --out DIR --view --checkpoint``."""
-    parser = add_command(subparsers, name, description=DESCRIPTIONS[name])
+    parser = add_command(subparsers, name)
     parser.add_argument("run", help=run_help)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     add_view_option(parser, **({"help": view_help} if view_help else {}))
@@ -78,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--vertices", type=int, nargs="+", metavar="I", help="output vertices (default: 3)"
     )
 
-    plot = add_command(subparsers, "plot", description=DESCRIPTIONS["plot"])
+    plot = add_command(subparsers, "plot")
     plot.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     plot.add_argument("--out", required=True, metavar="FILE", help="image (.png, .pdf, .svg)")
     plot.add_argument("--labels", nargs="+", help="legend names (default: folder names)")
