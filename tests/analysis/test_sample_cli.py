@@ -75,3 +75,24 @@ def test_sample_without_a_model_and_pca_variational_exit_2(tmp_path, capsys):
     assert "not a complete run folder" in capsys.readouterr().err
     assert main(["train", "--preset", "pca", "--variational", "--out", str(tmp_path / "p")]) == 2
     assert "--variational does not apply to --preset pca" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sample_quality_script_measures_a_run(vae_run, tmp_path):
+    """scripts/sample_quality.py: one row per temperature plus the training reference."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "sample_quality.py"
+    spec = importlib.util.spec_from_file_location("_sample_quality_script", path)
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script
+    spec.loader.exec_module(script)
+    if not (vae_run / "eval" / "test.json").is_file():
+        assert main(["evaluate", str(vae_run), "--quiet"]) == 0
+    rows = script.measure({"VAE": vae_run})
+    assert [r["temperature"] for r in rows] == [*script.TEMPERATURES, None]
+    assert all(0 <= r["nna"] <= 1 and r["mmd"] > 0 for r in rows)
+    text = script.table(rows)
+    assert text.count("\n") == len(rows) + 1 and "| VAE | 0.7 |" in text
