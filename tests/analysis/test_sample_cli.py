@@ -47,6 +47,13 @@ def test_train_variational_then_sample(vae_run, blobs, tmp_path, capsys):
     assert main(["evaluate", str(vae_run), "--quiet"]) == 0
     assert main(["interpolate", str(vae_run), "--from", "0", "--to", "5", "--steps", "3",
                  "--out", str(tmp_path / "i")]) == 0  # fmt: skip
+    assert main(["transfer", str(vae_run), "--source-neutral", "0", "--source-deformed", "1",
+                 "--target", "6", "--out", str(tmp_path / "t")]) == 0  # fmt: skip
+    assert main(["export", str(vae_run), "--format", "torchscript",
+                 "--out", str(tmp_path / "e")]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["runs", "compare", str(vae_run)]) == 0
+    assert "spiral + fixed VAE |" in capsys.readouterr().out  # channels differ from the preset
     assert main(["sample-quality", str(vae_run), "--split", "train", "--quiet"]) == 0
     quality = json.loads((vae_run / "eval" / "sample_quality_train.json").read_text())
     assert quality["unit"] == "mm" and 0 <= quality["nna"] <= 1 and quality["mmd"] > 0
