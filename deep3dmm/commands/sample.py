@@ -29,14 +29,7 @@ def _add_draw_options(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``sample`` and ``sample-quality``."""
-    sample = add_command(
-        subparsers,
-        "sample",
-        description="Draw new meshes from a run: from the prior N(0, I) of a --variational "
-        "run, from a Gaussian fitted to the training codes of a plain autoencoder or pca run. "
-        "Writes sample_NNN.ply (template topology, the dataset's unit), samples.png and "
-        "samples.json; with --traverse DIM also a strip along one latent direction.",
-    )
+    sample = add_command(subparsers, "sample")
     _add_draw_options(sample)
     sample.add_argument("-n", "--count", type=int, default=16, help="meshes drawn (default 16)")
     sample.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -49,13 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_view_option(sample)
     sample.set_defaults(func=run_sample)
 
-    quality = add_command(
-        subparsers,
-        "sample-quality",
-        description="Sample quality against a split: minimum matching distance (mm), coverage "
-        "and 1-NN accuracy (50 %% is ideal) of as many samples as the split holds; prints "
-        "them and writes RUN/eval/sample_quality_<split>.json (or --out).",
-    )
+    quality = add_command(subparsers, "sample-quality")
     _add_draw_options(quality)
     add_split_option(quality)
     quality.add_argument(

@@ -50,6 +50,8 @@ MODELS = ("graph", "cnn")
 DATASETS = ("digits", "shapes")
 WINDOWED = ("maxpool", "regress")  # keypoint methods that read ``window``
 ADJACENCIES = tuple(ADJACENCY)
+# Options passed unchanged to KeypointGraphEncoder (size and widths are passed too, renamed).
+GRAPH_OPTIONS = ("keypoints", "num_keypoints", "window", "graph", "hidden", "layers", "adjacency")
 SECTION = "image"  # the table of config.toml
 CONFIG_HEADER = "deep3dmm image-graph run configuration (deep3dmm image train)"
 
@@ -193,17 +195,8 @@ def build_model(config: ImageRunConfig, *, num_classes: int) -> nn.Module:
     torch.manual_seed(config.seed)
     if config.model == "cnn":
         return SmallCNN(1, num_classes, config.widths, image_size=config.size)
-    options = dict(
-        image_size=config.size,
-        widths=config.widths[:2],
-        keypoints=config.keypoints,
-        num_keypoints=config.num_keypoints,
-        window=config.window,
-        graph=config.graph,
-        hidden=config.hidden,
-        layers=config.layers,
-        adjacency=config.adjacency,
-    )
+    options = {name: getattr(config, name) for name in GRAPH_OPTIONS}
+    options.update(image_size=config.size, widths=config.widths[:2])
     if config.task == "classify":
         return KeypointGraphClassifier(num_classes, aux_weight=config.aux_weight, **options)
     return KeypointGraphAutoencoder(**options)

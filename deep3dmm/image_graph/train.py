@@ -207,7 +207,7 @@ def fit_classifier(model: nn.Module, train: ImageSplit, test: ImageSplit, **opti
         train,
         test,
         loss_fn=_classifier_loss,
-        metric_fn=lambda m, split: evaluate_accuracy(m, split),
+        metric_fn=evaluate_accuracy,
         metric_name="accuracy",
         **options,
     )
@@ -228,7 +228,7 @@ def fit_autoencoder(
         train,
         test,
         loss_fn=loss_fn,
-        metric_fn=lambda m, split: evaluate_mse(m, split),
+        metric_fn=evaluate_mse,
         metric_name="mse",
         **options,
     )
