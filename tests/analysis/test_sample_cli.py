@@ -47,6 +47,13 @@ def test_train_variational_then_sample(vae_run, blobs, tmp_path, capsys):
     assert main(["evaluate", str(vae_run), "--quiet"]) == 0
     assert main(["interpolate", str(vae_run), "--from", "0", "--to", "5", "--steps", "3",
                  "--out", str(tmp_path / "i")]) == 0  # fmt: skip
+    assert main(["transfer", str(vae_run), "--source-neutral", "0", "--source-deformed", "1",
+                 "--target", "6", "--out", str(tmp_path / "t")]) == 0  # fmt: skip
+    assert main(["export", str(vae_run), "--format", "torchscript",
+                 "--out", str(tmp_path / "e")]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["runs", "compare", str(vae_run)]) == 0
+    assert "spiral + fixed VAE |" in capsys.readouterr().out  # channels differ from the preset
     assert main(["sample-quality", str(vae_run), "--split", "train", "--quiet"]) == 0
     quality = json.loads((vae_run / "eval" / "sample_quality_train.json").read_text())
     assert quality["unit"] == "mm" and 0 <= quality["nna"] <= 1 and quality["mmd"] > 0
@@ -75,3 +82,24 @@ def test_sample_without_a_model_and_pca_variational_exit_2(tmp_path, capsys):
     assert "not a complete run folder" in capsys.readouterr().err
     assert main(["train", "--preset", "pca", "--variational", "--out", str(tmp_path / "p")]) == 2
     assert "--variational does not apply to --preset pca" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sample_quality_script_measures_a_run(vae_run, tmp_path):
+    """scripts/sample_quality.py: one row per temperature plus the training reference."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "sample_quality.py"
+    spec = importlib.util.spec_from_file_location("_sample_quality_script", path)
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script
+    spec.loader.exec_module(script)
+    if not (vae_run / "eval" / "test.json").is_file():
+        assert main(["evaluate", str(vae_run), "--quiet"]) == 0
+    rows = script.measure({"VAE": vae_run})
+    assert [r["temperature"] for r in rows] == [*script.TEMPERATURES, None]
+    assert all(0 <= r["nna"] <= 1 and r["mmd"] > 0 for r in rows)
+    text = script.table(rows)
+    assert text.count("\n") == len(rows) + 1 and "| VAE | 0.7 |" in text
