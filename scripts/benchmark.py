@@ -696,12 +696,44 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_arguments(parser)
     parser.add_argument("--json", default=None, help="also write all rows to this JSON file")
     parser.add_argument(
+        "--rows",
+        nargs="+",
+        default=None,
+        help="write the page from saved rows instead of measuring: --json files or logs of "
+        "earlier runs (lines holding one JSON row); later files win per section",
+    )
+    parser.add_argument(
         "--docs",
         default=None,
         help="Markdown report path (default docs/benchmarks.md for a full run of every "
         "section; none for --quick or a subset)",
     )
     return parser.parse_args(argv)
+
+
+def saved_rows(paths: list[str]) -> tuple[list[dict], list[str]]:
+    """Rows of earlier runs: a ``--json`` list, or a log's lines that are one JSON row each.
+
+    A section found in a later file replaces that section's rows of the earlier ones.
+    Returns ``(rows, sections in the page's order)``.
+    """
+    by_section: dict[str, list[dict]] = {}
+    for path in paths:
+        text = Path(path).read_text()
+        try:
+            found = json.loads(text)
+        except json.JSONDecodeError:
+            found = []
+            for line in text.splitlines():
+                if line.startswith("{") and '"section"' in line:
+                    found.append(json.loads(line))
+        fresh: dict[str, list[dict]] = {}
+        for row in found if isinstance(found, list) else []:
+            if isinstance(row, dict) and "section" in row:
+                fresh.setdefault(row["section"], []).append(row)
+        by_section.update(fresh)
+    names = [name for name in SECTIONS if name in by_section]
+    return [r for name in names for r in by_section[name]], names
 
 
 def main(argv=None) -> int:
@@ -729,20 +761,25 @@ def main(argv=None) -> int:
         print(f"unknown section(s) {unknown}; choose from {[*SECTIONS, 'export']}", file=sys.stderr)
         return 2
     rows = []
-    for name in names:
+    if args.rows:
+        rows, names = saved_rows(args.rows)
+        load_start = min((r["load_start"] for r in rows if "load_start" in r), default=load_start)
+    for name in [] if args.rows else names:
         rows.extend(sections[name](args))
     for name in names:
         part = [r for r in rows if r["section"] == name]
         columns = [c for c in columns_of[name] if any(c[0] in r for r in part)]
         print(f"\n{name}\n" + markdown_rows(part, columns))
     load_end = os.getloadavg()[0]
+    if args.rows:
+        load_end = max((r["load_end"] for r in rows if "load_end" in r), default=load_end)
     elapsed = time.perf_counter() - started
     print(f"\nload average {load_start:.1f} -> {load_end:.1f}; {elapsed:.0f} s; "
           f"{datetime.datetime.now():%Y-%m-%d %H:%M}")  # fmt: skip
     if args.json:
         atomic_write_text(args.json, json.dumps(rows, indent=2))
     docs = args.docs
-    if docs is None and not args.quick and set(names) == set(SECTIONS):
+    if docs is None and not args.quick and set(names) == set(SECTIONS) and not args.rows:
         docs = ROOT / "docs" / "benchmarks.md"
     if docs:
         write_docs(Path(docs), rows, args, load_start, load_end)

@@ -72,6 +72,18 @@ def test_benchmark_quick_peak_section(tmp_path):
     assert "GFLOP/s" in text and "Load average" in text and "logical CPUs" in text
 
 
+def test_benchmark_saved_rows_later_file_wins(tmp_path):
+    """--rows: a JSON list and a log's JSON lines; a section in a later file replaces it."""
+    bench = _load("benchmark")
+    first = tmp_path / "rows.json"
+    first.write_text(json.dumps([{"section": "peak", "gflops": 1.0}, {"section": "data", "x": 1}]))
+    log = tmp_path / "run.log"
+    log.write_text('noise\n{"section": "peak", "gflops": 2.0}\n{"variant": "no section"}\n')
+    rows, names = bench.saved_rows([str(first), str(log)])
+    assert names == ["peak", "data"]
+    assert rows == [{"section": "peak", "gflops": 2.0}, {"section": "data", "x": 1}]
+
+
 def test_benchmark_unknown_section(tmp_path):
     out = _run(str(SCRIPTS / "benchmark.py"), "--quick", "--sections", "nope", cwd=tmp_path)
     assert out.returncode == 2 and "unknown section" in out.stderr
