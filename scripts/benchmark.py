@@ -359,6 +359,7 @@ def section_model(args) -> list[dict]:
         with torch.no_grad():
             diff = (naive(data[:2]) - model(data[:2])).abs().max().item()
         by_variant[variant]["naive_max_diff"] = float(f"{diff:.2g}")
+        print(json.dumps({"variant": variant, "naive_max_diff": float(f"{diff:.2g}")}), flush=True)
         del model, naive
     return rows
 
@@ -725,12 +726,27 @@ def saved_rows(paths: list[str]) -> tuple[list[dict], list[str]]:
         except json.JSONDecodeError:
             found = []
             for line in text.splitlines():
-                if line.startswith("{") and '"section"' in line:
-                    found.append(json.loads(line))
+                if line.startswith("{"):
+                    try:
+                        found.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue
         fresh: dict[str, list[dict]] = {}
+        extra: dict[str, dict] = {}  # a log's later lines completing model rows
         for row in found if isinstance(found, list) else []:
             if isinstance(row, dict) and "section" in row:
                 fresh.setdefault(row["section"], []).append(row)
+            elif isinstance(row, dict) and "attention_train_ratio" in row:
+                extra.setdefault(f"{row['variant']}/attention", {})["train_ratio"] = row[
+                    "attention_train_ratio"
+                ]
+                extra.setdefault(f"{row['variant']}/attention-frozen", {})["infer_ratio"] = row[
+                    "frozen_infer_ratio"
+                ]
+            elif isinstance(row, dict) and "naive_max_diff" in row:
+                extra.setdefault(row["variant"], {})["naive_max_diff"] = row["naive_max_diff"]
+        for row in fresh.get("model", []):
+            row.update(extra.get(row.get("variant"), {}))
         by_section.update(fresh)
     names = [name for name in SECTIONS if name in by_section]
     return [r for name in names for r in by_section[name]], names

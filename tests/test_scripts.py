@@ -78,7 +78,9 @@ def test_benchmark_saved_rows_later_file_wins(tmp_path):
     first = tmp_path / "rows.json"
     first.write_text(json.dumps([{"section": "peak", "gflops": 1.0}, {"section": "data", "x": 1}]))
     log = tmp_path / "run.log"
-    log.write_text('noise\n{"section": "peak", "gflops": 2.0}\n{"variant": "no section"}\n')
+    log.write_text(
+        'noise\n{"section": "peak", "gflops": 2.0}\n{"variant": "no section"}\n{broken\n'
+    )
     rows, names = bench.saved_rows([str(first), str(log)])
     assert names == ["peak", "data"]
     assert rows == [{"section": "peak", "gflops": 2.0}, {"section": "data", "x": 1}]
