@@ -29,11 +29,11 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = next(
@@ -289,48 +289,12 @@ def benchmark_registration(
     }
 
 
-def coma_fit_time(repeats: int = 3) -> dict | None:
-    """Median seconds of one scan fit on the COMA template with the default model (untrained)."""
-    from deep3dmm.fitting import FitModel, FitOptions, LatentPrior, fit
-    from deep3dmm.mesh import MeshHierarchy, read_mesh
-    from deep3dmm.nn import build_preset
-    from deep3dmm.registration import synthetic_scan
+def coma_fit_time(repeats: int = 3) -> list[dict]:
+    """Time per fit on the COMA template (benchmarks/fitting.py, one torch thread)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.fitting import time_fits
 
-    path = SHARED / "templates" / "coma_template.obj"
-    if not path.is_file():
-        log.warning("skipping the COMA timing: %s not present", path)
-        return None
-    vertices, faces = read_mesh(path)
-    hierarchy = MeshHierarchy.build((vertices, faces), factors=(4, 4, 4, 4))
-    model = build_preset("deep3dmm-spiral", hierarchy).eval()
-    latent = model.from_latent.in_features
-    prior = LatentPrior(np.zeros(latent), np.eye(latent), 1)
-    fm = FitModel(
-        model=model.freeze_pooling().requires_grad_(False),
-        mean=torch.as_tensor(vertices),
-        std=torch.full_like(torch.as_tensor(vertices), 0.01),
-        faces=faces,
-        to_mm=1000.0,
-        prior=prior,
-    )
-    rng = np.random.default_rng(0)
-    scan = synthetic_scan(vertices, faces, rng=rng, noise=5e-4, translate=0.05)
-    seconds = {"registered": [], "scan": [], "registered_cpu": [], "scan_cpu": []}
-    for _ in range(repeats):  # wall and process-CPU seconds (the CPU figure resists contention)
-        for kind, kwargs in (
-            ("registered", {"registered": vertices[None]}),
-            ("scan", {"scan": scan.scan}),
-        ):
-            start, cpu = time.perf_counter(), time.process_time()
-            fit(fm, options=FitOptions(), **kwargs)
-            seconds[kind].append(time.perf_counter() - start)
-            seconds[f"{kind}_cpu"].append(time.process_time() - cpu)
-    return {
-        "vertices": int(len(vertices)),
-        "threads": torch.get_num_threads(),
-        **{f"{k}_seconds": float(np.median(v)) for k, v in seconds.items()},
-        "load_average": os.getloadavg(),
-    }
+    return time_fits(repeats, threads=1)
 
 
 def main() -> int:
@@ -373,18 +337,21 @@ def main() -> int:
         )
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=float))
-    results["registration"] = [
-        benchmark_registration(
-            data,
-            protocol=protocol,
-            count=args.count,
-            seed=args.seed,
-            nicp=not args.no_nicp,
-            figures=args.figures,
-        )
-        for data in args.register_data
-        for protocol in (args.protocol or ["interpolation"])
-    ]
+    results["registration"] = []
+    for data in args.register_data:
+        for protocol in args.protocol or ["interpolation"]:
+            results["registration"].append(
+                benchmark_registration(
+                    data,
+                    protocol=protocol,
+                    count=args.count,
+                    seed=args.seed,
+                    nicp=not args.no_nicp,
+                    figures=args.figures,
+                )
+            )
+            if args.json:  # after each part: a long run keeps what it measured
+                args.json.write_text(json.dumps(results, indent=2, default=float))
     if args.coma_time:
         results["coma_time"] = coma_fit_time()
     results["load_average_end"] = os.getloadavg()
