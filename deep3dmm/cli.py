@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from deep3dmm import __version__
 from deep3dmm.commands import COMMANDS
@@ -62,22 +62,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for message in QUIET_WARNINGS:  # torch's notices about the CSR products used on purpose
-        warnings.filterwarnings("ignore", message=message)
     if not hasattr(args, "func"):
         # A command group given without its subcommand prints the group's help.
         (getattr(args, "group_parser", None) or parser).print_help()
         return 0 if args.command is None else 2
+    return run_command(args.func, args)
+
+
+def run_command(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """Run ``func(args)`` as every entry point does (the CLI, ``examples/``); the exit code.
+
+    The entry point opts in to its process-wide settings here (log lines on stderr, torch's
+    CSR notices hidden); a :class:`Deep3DMMError` or a missing optional dependency becomes
+    one line on stderr and exit code 2 (``args.debug`` re-raises it).
+    """
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for message in QUIET_WARNINGS:  # torch's notices about the CSR products used on purpose
+        warnings.filterwarnings("ignore", message=message)
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except Deep3DMMError as exc:
-        if args.debug:
+        if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:  # an optional dependency imported without require()
-        if args.debug or (exc.name or "").split(".")[0] in ("deep3dmm", ""):
+        if debug or (exc.name or "").split(".")[0] in ("deep3dmm", ""):
             raise
         from deep3dmm.optional import missing_dependency_error
 

@@ -24,11 +24,11 @@ train maxpool_diffpool --keypoints maxpool --graph diffpool --layers 3
 train regress_gcn --keypoints regress --graph gcn
 deep3dmm image summary "$RUNS"/*/seed*
 for name in maxpool_gcn topk_gcn regress_gcn; do
-  deep3dmm image show "$RUNS/$name/seed0"
+  python examples/image_graph/show_run.py "$RUNS/$name/seed0"
 done
 if [ ! -f "$RUNS/reconstruct_maxpool_gcn/metrics.json" ]; then
   rm -rf "$RUNS/reconstruct_maxpool_gcn"
   deep3dmm image train reconstruct --epochs "$EPOCHS" --keypoints maxpool --graph gcn \
     --quiet --out "$RUNS/reconstruct_maxpool_gcn"
 fi
-deep3dmm image show "$RUNS/reconstruct_maxpool_gcn"
+python examples/image_graph/show_run.py "$RUNS/reconstruct_maxpool_gcn"

@@ -100,7 +100,6 @@ CASES = {
     ],
     "receptive missing": ["receptive", "{bad}/empty", "--out", "{tmp}/x"],
     "plot missing": ["plot", "{bad}/missing", "--out", "{tmp}/p.png"],
-    "image show missing": ["image", "show", "{bad}/missing"],
     "image summary missing": ["image", "summary", "{bad}/missing"],
     "image train --window for topk": [
         "image", "train", "classify", "--out", "{tmp}/i", "--keypoints", "topk", "--window", "2"

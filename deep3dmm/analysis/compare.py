@@ -62,7 +62,8 @@ def summarize_run(run_dir: str | os.PathLike, *, split: str = "test") -> RunSumm
     model = config.model
     return RunSummary(
         run=files.root,
-        model=model.preset or f"{model.conv} + {model.pool}",
+        model=(model.preset or f"{model.conv} + {model.pool}")
+        + (" VAE" if model.variational else ""),
         conv=model.conv if model.kind == "autoencoder" else "-",  # pca: no convolution
         pool=model.pool if model.kind == "autoencoder" else "-",
         latent=int(model.latent or 0),

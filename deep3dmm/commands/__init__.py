@@ -6,6 +6,7 @@ import argparse
 
 __all__ = [
     "COMMANDS",
+    "DESCRIPTIONS",
     "SPLITS",
     "add_command",
     "add_checkpoint_option",
@@ -41,6 +42,11 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "receptive fields of the mapping matrices (fixed D/U vs learned P)",
     ),
     "plot": (("analysis",), "training curves of several runs on one chart"),
+    "sample": (("sample",), "draw new meshes from a run (VAE prior or fitted Gaussian)"),
+    "sample-quality": (
+        ("sample",),
+        "sample quality vs a split: MMD (mm), coverage, 1-NN accuracy",
+    ),
     "register": (
         ("register",),
         "register raw scans (any topology, mesh or point cloud) to a template",
@@ -54,7 +60,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         ("viewer",),
         "interactive latent-space viewer in the browser (sliders, interpolation, errors)",
     ),
-    "image": (("image", "image_demos", "image_vision"), "image-graph models on 2D data"),
+    "image": (("image",), "image-graph models on 2D data (demos: examples/image_graph/)"),
 }
 
 
@@ -62,7 +68,7 @@ def add_command(
     subparsers: argparse._SubParsersAction, name: str, **kwargs
 ) -> argparse.ArgumentParser:
     """Add the top-level command ``name`` with its :data:`COMMANDS` help line."""
-    kwargs.setdefault("description", COMMANDS[name][1])
+    kwargs.setdefault("description", DESCRIPTIONS.get(name, COMMANDS[name][1]))
     return subparsers.add_parser(name, help=COMMANDS[name][1], **kwargs)
 
 
@@ -104,3 +110,81 @@ def add_progress_option(
 ) -> None:
     """``--quiet``: hide tqdm bars (``args.no_progress``; the one spelling of every command)."""
     parser.add_argument("--quiet", dest="no_progress", action="store_true", help=help)
+
+
+#: The long description of each command (``deep3dmm COMMAND --help``; the help line
+#: of :data:`COMMANDS` where a command has none).
+DESCRIPTIONS: dict[str, str] = {
+    "hierarchy": (
+        "Decimate TEMPLATE level by level (OpenMesh quadric edge collapse), compute the "
+        "down/up matrices, adjacency, Laplacians and spirals of every level, save them to one"
+        " .npz file and print a per-level table."
+    ),
+    "train": (
+        "Train a mesh autoencoder into a run folder, then evaluate it on the test split. "
+        "Without arguments: the default anny faces dataset and a spiral + attention model for"
+        " a few minutes. Options override --config, which overrides the defaults."
+    ),
+    "evaluate": (
+        "Mean, median and std of the per-vertex Euclidean error in millimetres, per sequence;"
+        " writes RUN/eval/<split>.json and RUN/eval/<split>_per_vertex.npy."
+    ),
+    "render": (
+        "Render chosen meshes of a split with their reconstructions and per-vertex error heat"
+        " maps (fixed colour scale in mm), and the split's mean per-vertex error painted on "
+        "the template."
+    ),
+    "interpolate": (
+        "Linear interpolation of latent codes between two meshes (mesh files registered to "
+        "the run's template, or dataset row indices); writes every step as PLY, a strip image"
+        " and an animated GIF."
+    ),
+    "transfer": (
+        "Transfer the deformation A -> B onto C in latent space; compares with the naive "
+        "vertex-space transfer C + (B - A) and, when the dataset holds it, with the ground "
+        "truth (C's subject in B's sequence and frame)."
+    ),
+    "receptive": (
+        "For chosen output vertices of one pooling step, paint the weights of the input "
+        "vertices that feed them (the matrix rows) on the input level's mesh."
+    ),
+    "plot": ("Losses and validation error (mm) per epoch of several runs, from their metrics.csv."),
+    "register": (
+        "Similarity alignment (landmarks, or principal axes + ICP), then non-rigid ICP "
+        "(Amberg et al. 2007, trimesh). A scan file gives OUT (template topology), OUT.json "
+        "(distances in mm both ways) and OUT.png (residual heat map); a folder of scans gives"
+        " a prepared dataset that `deep3dmm train --data` reads."
+    ),
+    "fit": (
+        "Optimise the latent code and a similarity transform through the frozen decoder "
+        "(Adam, then L-BFGS) with a Gaussian prior fitted to the training codes. TARGET: a "
+        "mesh with the template's topology (per-vertex loss), any other mesh or point cloud "
+        "(two-sided robust nearest-point distance; --partial: scan -> model only), or a "
+        "dataset row; landmarks alone or added. Writes OUT/fit.ply, fit_model_frame.ply, "
+        "z.npy, fit.json, fit.png, loss.png. With --data/--split instead of TARGET: fit every"
+        " mesh of a split and tabulate encoder vs fitted error (mm)."
+    ),
+    "export": (
+        "Freeze the attention pooling and write the model as ONNX (opset 17, standard ops "
+        "only) or TorchScript, with template.ply, the normalisation (mean.npy, std.npy) and "
+        "model.json, so a mesh can be decoded with onnxruntime alone. --part autoencoder "
+        "(default) writes the encoder, the decoder and the whole model."
+    ),
+    "view": (
+        "Serve a local web page showing the decoded mesh in 3D with one slider per latent "
+        "dimension (or principal direction), interpolation between dataset meshes, "
+        "reconstruction error heat maps and PLY download. Binds to 127.0.0.1 unless --host is"
+        " given. Needs three.js once: `deep3dmm view --setup` (npm ci); then works offline."
+    ),
+    "sample": (
+        "Draw new meshes from a run: from the prior N(0, I) of a --variational run, from a "
+        "Gaussian fitted to the training codes of a plain autoencoder or pca run. Writes "
+        "sample_NNN.ply (template topology, the dataset's unit), samples.png and "
+        "samples.json; with --traverse DIM also a strip along one latent direction."
+    ),
+    "sample-quality": (
+        "Sample quality against a split: minimum matching distance (mm), coverage and 1-NN "
+        "accuracy (50 % is ideal) of as many samples as the split holds; prints them and "
+        "writes RUN/eval/sample_quality_<split>.json (or --out)."
+    ),
+}

@@ -11,81 +11,57 @@ from deep3dmm.commands import add_checkpoint_option, add_command, add_split_opti
 VIEWS_HELP = "comma-separated views: front, side, top, -y (default front)"
 
 
+def _picture_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    func,
+    *,
+    run_help: str = "run folder",
+    view_help: str | None = None,
+) -> argparse.ArgumentParser:
+    """A command that draws pictures of one run: ``RUN --out DIR --view --checkpoint``."""
+    parser = add_command(subparsers, name)
+    parser.add_argument("run", help=run_help)
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_view_option(parser, **({"help": view_help} if view_help else {}))
+    add_checkpoint_option(parser)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the analysis commands."""
-    render = add_command(
+    render = _picture_command(
         subparsers,
         "render",
-        description="Render chosen meshes of a split with their reconstructions and per-vertex "
-        "error heat maps (fixed colour scale in mm), and the split's mean per-vertex error "
-        "painted on the template.",
+        run_render,
+        run_help="run folder written by `deep3dmm train`",
+        view_help=VIEWS_HELP,
     )
-    render.add_argument("run", help="run folder written by `deep3dmm train`")
-    render.add_argument("--out", required=True, metavar="DIR", help="output folder")
     add_split_option(render)
     render.add_argument("--count", type=int, default=8, help="meshes drawn (default 8)")
     render.add_argument("--ids", type=int, nargs="+", metavar="ROW", help="dataset rows to draw")
     render.add_argument("--max-mm", type=float, default=5.0, help="top of the colour scale")
-    add_view_option(render, help=VIEWS_HELP)
-    add_checkpoint_option(render)
-    render.set_defaults(func=run_render)
 
-    interp = add_command(
-        subparsers,
-        "interpolate",
-        description="Linear interpolation of latent codes between two meshes (mesh files "
-        "registered to the run's template, or dataset row indices); writes every step as "
-        "PLY, a strip image and an animated GIF.",
-    )
-    interp.add_argument("run", help="run folder")
+    interp = _picture_command(subparsers, "interpolate", run_interpolate)
     interp.add_argument("--from", dest="source", required=True, metavar="A", help="file or row")
     interp.add_argument("--to", dest="target", required=True, metavar="B", help="file or row")
     interp.add_argument("--steps", type=int, default=8, help="meshes, endpoints included")
-    interp.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    add_view_option(interp)
-    add_checkpoint_option(interp)
-    interp.set_defaults(func=run_interpolate)
 
-    transfer = add_command(
-        subparsers,
-        "transfer",
-        description="Transfer the deformation A -> B onto C in latent space; compares with "
-        "the naive vertex-space transfer C + (B - A) and, when the dataset holds it, with the "
-        "ground truth (C's subject in B's sequence and frame).",
-    )
-    transfer.add_argument("run", help="run folder")
+    transfer = _picture_command(subparsers, "transfer", run_transfer)
     transfer.add_argument("--source-neutral", required=True, metavar="A", help="file or row")
     transfer.add_argument("--source-deformed", required=True, metavar="B", help="file or row")
     transfer.add_argument("--target", required=True, metavar="C", help="file or row")
-    transfer.add_argument("--out", required=True, metavar="DIR", help="output folder")
     transfer.add_argument("--max-mm", type=float, default=5.0, help="top of the colour scale")
-    add_view_option(transfer)
-    add_checkpoint_option(transfer)
-    transfer.set_defaults(func=run_transfer)
 
-    receptive = add_command(
-        subparsers,
-        "receptive",
-        description="For chosen output vertices of one pooling step, paint the weights of the "
-        "input vertices that feed them (the matrix rows) on the input level's mesh.",
-    )
-    receptive.add_argument("run", help="run folder")
+    receptive = _picture_command(subparsers, "receptive", run_receptive)
     receptive.add_argument("--level", type=int, default=0, help="pooling step (default 0)")
     receptive.add_argument("--direction", default="down", choices=("down", "up"))
     receptive.add_argument(
         "--vertices", type=int, nargs="+", metavar="I", help="output vertices (default: 3)"
     )
-    receptive.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    add_view_option(receptive)
-    add_checkpoint_option(receptive)
-    receptive.set_defaults(func=run_receptive)
 
-    plot = add_command(
-        subparsers,
-        "plot",
-        description="Losses and validation error (mm) per epoch of several runs, from their "
-        "metrics.csv.",
-    )
+    plot = add_command(subparsers, "plot")
     plot.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     plot.add_argument("--out", required=True, metavar="FILE", help="image (.png, .pdf, .svg)")
     plot.add_argument("--labels", nargs="+", help="legend names (default: folder names)")

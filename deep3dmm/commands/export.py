@@ -12,14 +12,7 @@ PARTS = ("encoder", "decoder", "autoencoder")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``export`` command."""
-    export = add_command(
-        subparsers,
-        "export",
-        description="Freeze the attention pooling and write the model as ONNX (opset 17, "
-        "standard ops only) or TorchScript, with template.ply, the normalisation (mean.npy, "
-        "std.npy) and model.json, so a mesh can be decoded with onnxruntime alone. "
-        "--part autoencoder (default) writes the encoder, the decoder and the whole model.",
-    )
+    export = add_command(subparsers, "export")
     export.add_argument("run", help="run folder written by `deep3dmm train`")
     export.add_argument("--format", default="onnx", help=f"one of {', '.join(FORMATS)}")
     export.add_argument("--part", default="autoencoder", help=f"one of {', '.join(PARTS)}")

@@ -9,17 +9,7 @@ from deep3dmm.commands import add_checkpoint_option, add_command, add_progress_o
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``fit``."""
-    fit = add_command(
-        subparsers,
-        "fit",
-        description="Optimise the latent code and a similarity transform through the frozen "
-        "decoder (Adam, then L-BFGS) with a Gaussian prior fitted to the training codes. "
-        "TARGET: a mesh with the template's topology (per-vertex loss), any other mesh or "
-        "point cloud (two-sided robust nearest-point distance; --partial: scan -> model "
-        "only), or a dataset row; landmarks alone or added. Writes OUT/fit.ply, "
-        "fit_model_frame.ply, z.npy, fit.json, fit.png, loss.png. With --data/--split instead "
-        "of TARGET: fit every mesh of a split and tabulate encoder vs fitted error (mm).",
-    )
+    fit = add_command(subparsers, "fit")
     add = fit.add_argument
     add("run", help="run folder written by `deep3dmm train`")
     add("target", nargs="?", help="mesh / point cloud file, or a dataset row number")

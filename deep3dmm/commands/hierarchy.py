@@ -12,15 +12,7 @@ from deep3dmm.mesh.config import HierarchyConfig
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``hierarchy`` command (its options generated from ``HierarchyConfig``)."""
-    parser = add_command(
-        subparsers,
-        "hierarchy",
-        description=(
-            "Decimate TEMPLATE level by level (OpenMesh quadric edge collapse), compute the "
-            "down/up matrices, adjacency, Laplacians and spirals of every level, save them "
-            "to one .npz file and print a per-level table."
-        ),
-    )
+    parser = add_command(subparsers, "hierarchy")
     parser.add_argument("template", help="template mesh (.ply, .obj or .off)")
     schema.add_arguments(parser, HierarchyConfig, "hierarchy")
     target = parser.add_mutually_exclusive_group(required=True)

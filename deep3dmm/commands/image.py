@@ -1,16 +1,18 @@
-"""``deep3dmm image train classify|reconstruct``, ``image show RUN``, ``image summary RUNS``."""
+"""``deep3dmm image train classify|reconstruct`` and ``image summary RUNS``.
+
+The pictures of a run and the image-graph demos are scripts in ``examples/image_graph/``.
+The ``train`` flags are generated from :class:`~deep3dmm.image_graph.runs.ImageRunConfig`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
+from deep3dmm import schema
 from deep3dmm.commands import add_progress_option, group
-from deep3dmm.image_graph.models import GRAPH_METHODS, KEYPOINT_METHODS
-from deep3dmm.image_graph.runs import DATASETS, ImageRunConfig, summarize_runs, train_run
-from deep3dmm.image_graph.show import render_run
+from deep3dmm.image_graph.runs import TASKS, ImageRunConfig, summarize_runs, train_run
 
-DEFAULTS = ImageRunConfig()
+SECTION = "image"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,51 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = image.add_parser(
         "train",
         help="train a keypoint-graph model or the CNN baseline on digits or shapes",
-        description="Train into a run folder (config.json, checkpoint.pt, metrics.json).",
+        description="Train into a run folder (config.toml, checkpoints/last.pt, metrics.json).",
     )
-    train.add_argument("task", choices=["classify", "reconstruct"])
+    train.add_argument("task", choices=TASKS)
     train.add_argument("--out", required=True, help="run folder to create")
-    train.add_argument(
-        "--model", choices=["graph", "cnn"], default="graph", help="keypoint-graph or CNN-only"
-    )
-    train.add_argument("--dataset", choices=DATASETS, default=DEFAULTS.dataset)
-    train.add_argument("--size", type=int, default=DEFAULTS.size, help="image side (pixels)")
-    train.add_argument("--keypoints", choices=KEYPOINT_METHODS, default=DEFAULTS.keypoints)
-    train.add_argument("--graph", choices=GRAPH_METHODS, default=DEFAULTS.graph)
-    train.add_argument("--num-keypoints", type=int, default=DEFAULTS.num_keypoints)
-    train.add_argument(
-        "--window",
-        type=int,
-        default=DEFAULTS.window,
-        help="NMS window / regression cell on the size/2 score map",
-    )
-    train.add_argument("--hidden", type=int, default=DEFAULTS.hidden)
-    train.add_argument("--layers", type=int, default=DEFAULTS.layers)
-    train.add_argument(
-        "--adjacency", choices=["inverse_distance", "gaussian", "knn"], default=DEFAULTS.adjacency
-    )
-    train.add_argument(
-        "--aux-weight",
-        type=float,
-        default=DEFAULTS.aux_weight,
-        help="weight of DiffPool's link + entropy loss",
-    )
-    train.add_argument(
-        "--weighted", action="store_true", help="reconstruct with the confidence-weighted MSE"
-    )
-    train.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    train.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    train.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    train.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    schema.add_arguments(train, ImageRunConfig, SECTION)
     train.add_argument("--resume", action="store_true", help="continue an unfinished run")
     add_progress_option(train, help="hide the progress bar")
     train.set_defaults(func=run_train)
-
-    show = image.add_parser("show", help="render keypoints (and reconstructions) of a run")
-    show.add_argument("run", help="run folder")
-    show.add_argument("--out", help="PNG to write (default RUN/keypoints.png)")
-    show.add_argument("--count", type=int, default=10, help="test images to show")
-    show.set_defaults(func=run_show)
 
     summary = image.add_parser("summary", help="mean and spread over seeds of finished runs")
     summary.add_argument("runs", nargs="+", help="run folders")
@@ -72,22 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Build the config from the options and train it."""
-    names = {f.name for f in dataclasses.fields(ImageRunConfig)}
-    options = {k: v for k, v in vars(args).items() if k in names}
-    config = ImageRunConfig(**options)
+    options = schema.values_from_args(args, ImageRunConfig, SECTION)
+    config = ImageRunConfig(task=args.task, **options)
     metrics = train_run(config, args.out, progress=not args.no_progress, resume=args.resume)
     key = "test_accuracy" if config.task == "classify" else "test_mse"
     print(
         f"{config.label()} seed {config.seed}: {key} {metrics[key]:.4f} "
         f"({metrics['parameters']} parameters, {metrics['train_seconds']:.1f} s) -> {args.out}"
     )
-    return 0
-
-
-def run_show(args: argparse.Namespace) -> int:
-    """Render the run's picture."""
-    path = render_run(args.run, args.out, count=args.count)
-    print(f"wrote {path}")
     return 0
 
 

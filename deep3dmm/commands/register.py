@@ -10,14 +10,7 @@ from deep3dmm.commands import add_command
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``register``."""
-    reg = add_command(
-        subparsers,
-        "register",
-        description="Similarity alignment (landmarks, or principal axes + ICP), then non-rigid "
-        "ICP (Amberg et al. 2007, trimesh). A scan file gives OUT (template topology), OUT.json "
-        "(distances in mm both ways) and OUT.png (residual heat map); a folder of scans gives a "
-        "prepared dataset that `deep3dmm train --data` reads.",
-    )
+    reg = add_command(subparsers, "register")
     reg.add_argument("scan", help="a scan file (.ply .obj .off .npy .xyz .txt .csv) or a folder")
     reg.add_argument(
         "--template",

@@ -26,13 +26,7 @@ __all__ = ["QUICK_TRAIN", "build_config", "register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``evaluate``."""
-    train = add_command(
-        subparsers,
-        "train",
-        description="Train a mesh autoencoder into a run folder, then evaluate it on the test "
-        "split. Without arguments: the default anny faces dataset and a spiral + attention "
-        "model for a few minutes. Options override --config, which overrides the defaults.",
-    )
+    train = add_command(subparsers, "train")
     add = train.add_argument
     add("--config", metavar="FILE", help="TOML run configuration (see docs/training.md)")
     add("--out", metavar="RUN", help="run folder (default: runs/<date>-<time>)")
@@ -62,12 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         schema.add_arguments(group, SECTION_TYPES[section], section)  # type: ignore[arg-type]
     train.set_defaults(func=run_train)
 
-    evaluate = add_command(
-        subparsers,
-        "evaluate",
-        description="Mean, median and std of the per-vertex Euclidean error in millimetres, "
-        "per sequence; writes RUN/eval/<split>.json and RUN/eval/<split>_per_vertex.npy.",
-    )
+    evaluate = add_command(subparsers, "evaluate")
     evaluate.add_argument("run", help="run folder written by `deep3dmm train`")
     add_split_option(evaluate)
     evaluate.add_argument("--data", metavar="DIR", help="dataset (default: the run's own)")

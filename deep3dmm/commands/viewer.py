@@ -9,14 +9,7 @@ from deep3dmm.commands import add_checkpoint_option, add_command
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``view`` command."""
-    view = add_command(
-        subparsers,
-        "view",
-        description="Serve a local web page showing the decoded mesh in 3D with one slider per "
-        "latent dimension (or principal direction), interpolation between dataset meshes, "
-        "reconstruction error heat maps and PLY download. Binds to 127.0.0.1 unless --host "
-        "is given. Needs three.js once: `deep3dmm view --setup` (npm ci); then works offline.",
-    )
+    view = add_command(subparsers, "view")
     view.add_argument("run", nargs="?", help="run folder written by `deep3dmm train`")
     view.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: any)")
     view.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")

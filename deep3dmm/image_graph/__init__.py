@@ -53,9 +53,7 @@ from deep3dmm.image_graph.train import (
     fit,
     fit_autoencoder,
     fit_classifier,
-    load_checkpoint,
     predict,
-    save_checkpoint,
 )
 
 __all__ = [
@@ -93,7 +91,6 @@ __all__ = [
     "graph_to_cnn",
     "inverse_distance",
     "knn_adjacency",
-    "load_checkpoint",
     "load_data",
     "load_digits",
     "load_run",
@@ -104,7 +101,6 @@ __all__ = [
     "reconstruction_loss",
     "rescale_coords",
     "row_normalize",
-    "save_checkpoint",
     "summarize_runs",
     "symmetric_normalize",
     "train_run",
@@ -123,13 +119,13 @@ from deep3dmm.image_graph.active import (  # noqa: E402
     train_sampler,
     uncertainty_select,
 )
-from deep3dmm.image_graph.deform_compare import (  # noqa: E402
-    compare_deformable,
-    deformable_small_cnn,
-    transformed_digits,
-)
+from deep3dmm.image_graph.datasets import transformed_digits  # noqa: E402
 from deep3dmm.image_graph.deform_roi_pool import DeformRoIPool, deform_roi_pool  # noqa: E402
-from deep3dmm.image_graph.deformable import DeformConv2d, deform_conv2d  # noqa: E402
+from deep3dmm.image_graph.deformable import (  # noqa: E402
+    DeformConv2d,
+    deform_conv2d,
+    deformable_small_cnn,
+)
 from deep3dmm.image_graph.fewshot import (  # noqa: E402
     Episode,
     EpisodeSampler,
@@ -174,7 +170,6 @@ __all__ += [
     "SamplerGCN",
     "TimeAwareMessagePassing",
     "check_edge_index",
-    "compare_deformable",
     "deform_conv2d",
     "deform_roi_pool",
     "deformable_small_cnn",

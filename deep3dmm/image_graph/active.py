@@ -217,7 +217,9 @@ def load_active_results(directory: str | os.PathLike) -> list[ActiveResult]:
     )
     if not paths:
         raise DatasetError(
-            "no active_*.json results", path=directory, fix="run `deep3dmm image active` first"
+            "no active_*.json results",
+            path=directory,
+            fix="run `python examples/image_graph/active_demo.py run` first",
         )
     results = []
     for p in paths:

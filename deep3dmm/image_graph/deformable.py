@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from deep3dmm.errors import ConfigError
+from deep3dmm.image_graph.backbone import SmallCNN
 
-__all__ = ["DeformConv2d", "deform_conv2d"]
+__all__ = ["DeformConv2d", "deform_conv2d", "deformable_small_cnn"]
 
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
@@ -225,3 +226,29 @@ class DeformConv2d(nn.Module):
             f"groups={self.groups}, offset_groups={self.offset_groups}, "
             f"modulated={self.modulated}"
         )
+
+
+def deformable_small_cnn(
+    *,
+    deformable_stages: int = 2,
+    modulated: bool = False,
+    widths: tuple[int, ...] = (16, 32, 64),
+    image_size: int = 32,
+    num_classes: int = 10,
+) -> SmallCNN:
+    """A :class:`SmallCNN` whose last ``deformable_stages`` convs are :class:`DeformConv2d`.
+
+    The offsets start at zero, so the network starts as the plain :class:`SmallCNN`.
+    """
+    if not 0 <= deformable_stages <= len(widths):
+        raise ConfigError(
+            f"deformable_stages={deformable_stages} must be in [0, {len(widths)}]",
+            fix="choose how many of the CNN's stages become deformable",
+        )
+    model = SmallCNN(1, num_classes, widths, image_size=image_size)
+    for stage in list(model.stages)[len(widths) - deformable_stages :]:
+        conv: nn.Conv2d = stage[0]
+        stage[0] = DeformConv2d(
+            conv.in_channels, conv.out_channels, 3, padding=1, modulated=modulated, bias=False
+        )
+    return model

@@ -168,7 +168,25 @@ class KeypointGraphEncoder(nn.Module):
         return x, kp, f2, aux
 
 
-class KeypointGraphClassifier(nn.Module):
+class _KeypointGraphModel(nn.Module):
+    """What the classifier and the autoencoder share: their encoder's keypoints and repr."""
+
+    encoder: KeypointGraphEncoder
+
+    def keypoints(self, images: torch.Tensor) -> KeypointSet:
+        """The keypoints the model selects (on the ``H/2`` score-map grid)."""
+        return self.encoder.select(images)[1]
+
+    def extra_repr(self) -> str:
+        """Key hyperparameters for ``repr``."""
+        e = self.encoder
+        return (
+            f"keypoints={e.keypoints_method!r}, num_keypoints={e.num_keypoints}, "
+            f"graph={e.graph!r}, adjacency={e.adjacency!r}"
+        )
+
+
+class KeypointGraphClassifier(_KeypointGraphModel):
     """CNN backbone -> keypoints -> graph -> GCN/GAT/DiffPool -> mean pool -> MLP.
 
     Args:
@@ -218,18 +236,10 @@ class KeypointGraphClassifier(nn.Module):
         logits, aux = self.forward_with_aux(images)
         return F.cross_entropy(logits, labels) + self.aux_weight * aux
 
-    def keypoints(self, images: torch.Tensor) -> KeypointSet:
-        """The keypoints the model selects (on the ``H/2`` score-map grid)."""
-        return self.encoder.select(images)[1]
-
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""
-        e = self.encoder
-        return (
-            f"num_classes={self.num_classes}, keypoints={e.keypoints_method!r}, "
-            f"num_keypoints={e.num_keypoints}, graph={e.graph!r}, adjacency={e.adjacency!r}, "
-            f"aux_weight={self.aux_weight}"
-        )
+        shared = super().extra_repr()
+        return f"num_classes={self.num_classes}, {shared}, aux_weight={self.aux_weight}"
 
 
 def reconstruction_loss(
@@ -257,7 +267,7 @@ def reconstruction_loss(
     return (w * err).flatten(1).sum(1).mean()
 
 
-class KeypointGraphAutoencoder(nn.Module):
+class KeypointGraphAutoencoder(_KeypointGraphModel):
     """Encoder (GCN) -> graph_to_cnn -> upsampling CNN -> image.
 
     Args:
@@ -303,15 +313,3 @@ class KeypointGraphAutoencoder(nn.Module):
         """MSE or confidence-weighted MSE of the reconstruction."""
         recon, kp = self.forward_with_keypoints(images)
         return reconstruction_loss(images, recon, kp.score_map, weighted=weighted)
-
-    def keypoints(self, images: torch.Tensor) -> KeypointSet:
-        """The keypoints the model selects (on the ``H/2`` score-map grid)."""
-        return self.encoder.select(images)[1]
-
-    def extra_repr(self) -> str:
-        """Key hyperparameters for ``repr``."""
-        e = self.encoder
-        return (
-            f"keypoints={e.keypoints_method!r}, num_keypoints={e.num_keypoints}, "
-            f"graph={e.graph!r}, adjacency={e.adjacency!r}"
-        )

@@ -1,9 +1,13 @@
 """Image-graph runs: one folder per trained model, built from a frozen config.
 
-A run folder holds ``config.json`` (:class:`ImageRunConfig`), ``checkpoint.pt`` (written
-atomically after every epoch; resumable) and ``metrics.json`` (history and the final test
-metric). :func:`train_run` creates one, :func:`load_run` rebuilds the model from it, and
-:func:`summarize_runs` groups runs that differ only in their seed (mean and spread).
+A run folder has the layout of a mesh run (:class:`deep3dmm.train.RunFiles`), written by the
+same code: ``config.toml`` (an ``[image]`` table, :class:`ImageRunConfig`; read and written
+like a mesh run's config), ``checkpoints/last.pt`` (:func:`deep3dmm.train.save_checkpoint`,
+atomically after every epoch; resumable) and ``metrics.json`` (``RunFiles.summary``: history
+and the final test metric). :func:`train_run` creates one, :func:`load_run` rebuilds the
+model from it, and :func:`summarize_runs` groups runs that differ only in their seed.
+Folders of the earlier layout (``config.json`` + ``checkpoint.pt``) are refused with a
+:class:`~deep3dmm.errors.CheckpointError` that says so.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deep3dmm import schema
 from deep3dmm.atomic import atomic_write_text
 from deep3dmm.errors import CheckpointError, ConfigError
 from deep3dmm.image_graph.backbone import SmallCNN
 from deep3dmm.image_graph.datasets import ImageSplit, load_digits
+from deep3dmm.image_graph.interconnect import ADJACENCY
 from deep3dmm.image_graph.models import (
     GRAPH_METHODS,
     KEYPOINT_METHODS,
@@ -31,7 +37,9 @@ from deep3dmm.image_graph.models import (
     KeypointGraphClassifier,
 )
 from deep3dmm.image_graph.shapes import load_shapes
-from deep3dmm.image_graph.train import fit_autoencoder, fit_classifier, load_checkpoint
+from deep3dmm.image_graph.train import fit_autoencoder, fit_classifier
+from deep3dmm.train.checkpoint import RunFiles, load_checkpoint
+from deep3dmm.train.config import read_toml, write_toml
 
 __all__ = ["ImageRunConfig", "load_data", "build_model", "train_run", "load_run", "summarize_runs"]
 
@@ -41,6 +49,13 @@ TASKS = ("classify", "reconstruct")
 MODELS = ("graph", "cnn")
 DATASETS = ("digits", "shapes")
 WINDOWED = ("maxpool", "regress")  # keypoint methods that read ``window``
+ADJACENCIES = tuple(ADJACENCY)
+# Options passed unchanged to KeypointGraphEncoder (size and widths are passed too, renamed).
+GRAPH_OPTIONS = ("keypoints", "num_keypoints", "window", "graph", "hidden", "layers", "adjacency")
+SECTION = "image"  # the table of config.toml
+CONFIG_HEADER = "deep3dmm image-graph run configuration (deep3dmm image train)"
+
+option = schema.option
 
 
 @dataclass(frozen=True)
@@ -65,35 +80,27 @@ class ImageRunConfig:
         epochs, lr, batch_size, seed: optimisation.
     """
 
-    task: str = "classify"
-    model: str = "graph"
-    dataset: str = "digits"
-    size: int = 32
-    keypoints: str = "maxpool"
-    graph: str = "gcn"
-    num_keypoints: int = 16
-    window: int = 4
-    hidden: int = 64
-    layers: int = 2
-    widths: tuple[int, ...] = (32, 64, 128)
-    adjacency: str = "inverse_distance"
-    aux_weight: float = 0.1
-    weighted: bool = False
-    epochs: int = 8
-    lr: float = 3e-3
-    batch_size: int = 64
-    seed: int = 0
+    task: str = option("classify", "what the model learns", choices=TASKS, cli=False)
+    model: str = option("graph", "keypoint-graph model or the CNN-only baseline", choices=MODELS)
+    dataset: str = option("digits", "image dataset", choices=DATASETS)
+    size: int = option(32, "image side (pixels)", minimum=1)
+    keypoints: str = option("maxpool", "keypoint selector", choices=KEYPOINT_METHODS)
+    graph: str = option("gcn", "graph layers", choices=GRAPH_METHODS)
+    num_keypoints: int = option(16, "graph size (keypoints per image)", minimum=1)
+    window: int = option(4, "NMS window / regression cell on the size/2 score map", minimum=1)
+    hidden: int = option(64, "graph node channels", minimum=1)
+    layers: int = option(2, "graph layers", minimum=1)
+    widths: tuple[int, ...] = option((32, 64, 128), "CNN channels per stage", minimum=1)
+    adjacency: str = option("inverse_distance", "adjacency builder", choices=ADJACENCIES)
+    aux_weight: float = option(0.1, "weight of DiffPool's link + entropy loss", minimum=0)
+    weighted: bool = option(False, "reconstruct with the confidence-weighted MSE")
+    epochs: int = option(8, "training epochs", minimum=1)
+    lr: float = option(3e-3, "Adam learning rate (cosine-annealed)")
+    batch_size: int = option(64, "mini-batch size", minimum=1)
+    seed: int = option(0, "seed of the initialisation and the shuffles")
 
     def __post_init__(self):
-        for name, value, choices in (
-            ("task", self.task, TASKS),
-            ("model", self.model, MODELS),
-            ("dataset", self.dataset, DATASETS),
-            ("keypoints", self.keypoints, KEYPOINT_METHODS),
-            ("graph", self.graph, GRAPH_METHODS),
-        ):
-            if value not in choices:
-                raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        schema.check_fields(self)
         if self.model == "cnn" and self.task != "classify":
             raise ConfigError("the CNN-only baseline is a classifier", fix="use --task classify")
         if self.task == "reconstruct" and self.graph == "diffpool":
@@ -101,7 +108,6 @@ class ImageRunConfig:
                 "reconstruct needs node positions; diffpool clusters have none",
                 fix="use --graph gcn or gat",
             )
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         self._reject_unused()
 
     def _reject_unused(self) -> None:
@@ -123,18 +129,37 @@ class ImageRunConfig:
                 fix="drop --weighted, or train the reconstruct task",
             )
 
-    def to_json(self) -> str:
-        """The config as indented JSON."""
-        return json.dumps(dataclasses.asdict(self), indent=2)
+    def to_dict(self) -> dict:
+        """The options as plain TOML values (the ``[image]`` table)."""
+        return schema.to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> ImageRunConfig:
-        """Rebuild from :meth:`to_json`'s dict (unknown keys are an error)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+    def from_dict(cls, data: dict, *, path: str | os.PathLike | None = None) -> ImageRunConfig:
+        """Rebuild from :meth:`to_dict`'s dict, strictly typed (unknown keys are an error)."""
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ConfigError(f"unknown image run config keys {unknown}")
-        return cls(**data)
+            raise ConfigError(f"unknown image run config keys {unknown}", path=path)
+        return schema.from_dict(cls, data, section=SECTION, path=path)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``config.toml`` (an ``[image]`` table) atomically."""
+        write_toml(path, {SECTION: self.to_dict()}, header=CONFIG_HEADER)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ImageRunConfig:
+        """Read the ``[image]`` table of a ``config.toml``.
+
+        Raises:
+            ConfigError: missing, invalid TOML, no ``[image]`` table (a mesh run), or bad options.
+        """
+        tables = read_toml(path)
+        if set(tables) != {SECTION}:
+            raise ConfigError(
+                f"not an image-graph run config (tables {sorted(tables)}, expected [image])",
+                path=path,
+                fix="pass a folder written by `deep3dmm image train`",
+            )
+        return cls.from_dict(tables[SECTION], path=path)
 
     def label(self) -> str:
         """A short description without the seed (to group seeds)."""
@@ -144,6 +169,17 @@ class ImageRunConfig:
         return (
             f"{self.task} {self.keypoints}+{self.graph} n={self.num_keypoints} "
             f"{self.dataset}{self.size}{extra}"
+        )
+
+
+def _refuse_old_layout(files: RunFiles) -> None:
+    """Folders of the earlier image layout (``config.json`` + ``checkpoint.pt``) are refused."""
+    if (files.root / "config.json").is_file() and not files.config.exists():
+        raise CheckpointError(
+            "an image run folder of the earlier layout (config.json, checkpoint.pt); runs now "
+            "share the mesh runs' layout (config.toml, checkpoints/last.pt)",
+            path=files.root,
+            fix="retrain it with `deep3dmm image train` (same options) into a new folder",
         )
 
 
@@ -159,17 +195,8 @@ def build_model(config: ImageRunConfig, *, num_classes: int) -> nn.Module:
     torch.manual_seed(config.seed)
     if config.model == "cnn":
         return SmallCNN(1, num_classes, config.widths, image_size=config.size)
-    options = dict(
-        image_size=config.size,
-        widths=config.widths[:2],
-        keypoints=config.keypoints,
-        num_keypoints=config.num_keypoints,
-        window=config.window,
-        graph=config.graph,
-        hidden=config.hidden,
-        layers=config.layers,
-        adjacency=config.adjacency,
-    )
+    options = {name: getattr(config, name) for name in GRAPH_OPTIONS}
+    options.update(image_size=config.size, widths=config.widths[:2])
     if config.task == "classify":
         return KeypointGraphClassifier(num_classes, aux_weight=config.aux_weight, **options)
     return KeypointGraphAutoencoder(**options)
@@ -179,11 +206,11 @@ def train_run(
     config: ImageRunConfig, out: str | os.PathLike, *, progress: bool = True, resume: bool = False
 ) -> dict:
     """Train the config's model into the run folder ``out``; returns ``metrics.json``'s dict."""
-    out = Path(out)
-    config_path = out / "config.json"
-    if config_path.exists():
-        existing = ImageRunConfig.from_dict(json.loads(config_path.read_text()))
-        if not resume and (out / "checkpoint.pt").exists():
+    files = RunFiles(Path(out))
+    _refuse_old_layout(files)
+    if files.config.exists():
+        existing = ImageRunConfig.load(files.config)
+        if not resume and files.last.exists():
             raise ConfigError(
                 "run folder already holds a run",
                 fix="choose another --out, delete it, or pass --resume",
@@ -193,8 +220,8 @@ def train_run(
                 f"cannot resume: the run was made with a different config ({existing.label()})",
                 fix="pass the same options as the first time, or choose another --out",
             )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(config_path, config.to_json() + "\n")
+    files.checkpoints.mkdir(parents=True, exist_ok=True)
+    config.save(files.config)
     train, test = load_data(config)
     num_classes = int(train.labels.max()) + 1
     model = build_model(config, num_classes=num_classes)
@@ -204,7 +231,7 @@ def train_run(
         batch_size=config.batch_size,
         seed=config.seed,
         progress=progress,
-        checkpoint=out / "checkpoint.pt",
+        checkpoint=files.last,
         resume=resume,
         extra={"num_classes": num_classes},
     )
@@ -222,35 +249,28 @@ def train_run(
         "train_seconds": time.perf_counter() - tic,
         "history": history,
     }
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(files.summary, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
 def load_run(run: str | os.PathLike) -> tuple[ImageRunConfig, nn.Module, dict]:
     """``(config, model with trained weights in eval mode, metrics or {})`` of a run folder."""
-    run = Path(run)
-    config_path = run / "config.json"
-    if not config_path.is_file():
+    files = RunFiles(Path(run))
+    _refuse_old_layout(files)
+    if not files.config.is_file():
         raise CheckpointError(
-            "not an image run folder (no config.json)",
-            path=run,
+            "not an image run folder (no config.toml)",
+            path=files.root,
             fix="pass the --out folder of `deep3dmm image train`",
         )
-    try:
-        config = ImageRunConfig.from_dict(json.loads(config_path.read_text()))
-    except ConfigError:  # a ValueError too, but already a typed error
-        raise
-    except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
-        raise CheckpointError(f"unreadable config.json ({exc})", path=config_path) from exc
-    state = load_checkpoint(run / "checkpoint.pt")
+    config = ImageRunConfig.load(files.config)
+    state = load_checkpoint(files.last)
     model = build_model(config, num_classes=state.get("extra", {}).get("num_classes", 10))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise CheckpointError(
-            "checkpoint does not match config.json", path=run / "checkpoint.pt"
-        ) from exc
-    metrics_path = run / "metrics.json"
+        raise CheckpointError("checkpoint does not match config.toml", path=files.last) from exc
+    metrics_path = files.summary
     try:
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError included
@@ -266,12 +286,12 @@ def summarize_runs(runs: list[str | os.PathLike]) -> list[dict]:
     """
     groups: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
     for run in runs:
-        run = Path(run)
-        metrics_path = run / "metrics.json"
-        if not metrics_path.is_file():
-            raise CheckpointError("run has no metrics.json (unfinished?)", path=run)
-        config = ImageRunConfig.from_dict(json.loads((run / "config.json").read_text()))
-        metrics = json.loads(metrics_path.read_text())
+        files = RunFiles(Path(run))
+        _refuse_old_layout(files)
+        if not files.summary.is_file():
+            raise CheckpointError("run has no metrics.json (unfinished?)", path=files.root)
+        config = ImageRunConfig.load(files.config)
+        metrics = json.loads(files.summary.read_text())
         key = "test_accuracy" if config.task == "classify" else "test_mse"
         groups.setdefault((config.label(), key), []).append(
             (config.seed, metrics[key], metrics["train_seconds"])

@@ -10,8 +10,9 @@ and (optionally) writes an atomic checkpoint after every epoch from which it can
 - autoencoder: ``model.training_loss(x, weighted=...)`` if present, else MSE of
   ``model(x)``; metric: test MSE.
 
-A checkpoint is a ``torch.save`` dict ``{"model", "optimizer", "epoch", "history",
-"rng", "extra"}``.
+A checkpoint is written by :func:`deep3dmm.train.checkpoint.save_checkpoint` (the mesh
+runs' atomic, durable, versioned writer; read back weights-only by ``load_checkpoint``): a
+dict ``{"format", "model", "optimizer", "scheduler", "epoch", "history", "rng", "extra"}``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from deep3dmm.atomic import atomic_path
-from deep3dmm.errors import CheckpointError, ConfigError
+from deep3dmm.errors import ConfigError
 from deep3dmm.image_graph.datasets import ImageSplit
-from deep3dmm.train.checkpoint import safe_torch_load
+from deep3dmm.train.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = [
     "fit",
@@ -39,36 +39,11 @@ __all__ = [
     "evaluate_accuracy",
     "evaluate_mse",
     "predict",
-    "save_checkpoint",
-    "load_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
 
 History = list[dict[str, float]]
-
-
-def save_checkpoint(path: str | os.PathLike, **state) -> None:
-    """``torch.save(state)`` atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` (on the CPU, weights only).
-
-    Raises:
-        CheckpointError: missing, unreadable, or holding objects beyond weights.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            "checkpoint not found", path=path, fix="train a model first, or check the path"
-        )
-    state = safe_torch_load(path)  # weights only: a crafted file cannot run code
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError("not a deep3dmm image checkpoint", path=path, fix="retrain the run")
-    return state
 
 
 @torch.no_grad()
@@ -205,13 +180,15 @@ def fit(
         if checkpoint is not None:
             save_checkpoint(
                 checkpoint,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                rng=generator.get_state(),
-                epoch=epoch + 1,
-                history=history,
-                extra=extra or {},
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": generator.get_state(),
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "extra": extra or {},
+                },
             )
     bar.close()
     return history
@@ -230,7 +207,7 @@ def fit_classifier(model: nn.Module, train: ImageSplit, test: ImageSplit, **opti
         train,
         test,
         loss_fn=_classifier_loss,
-        metric_fn=lambda m, split: evaluate_accuracy(m, split),
+        metric_fn=evaluate_accuracy,
         metric_name="accuracy",
         **options,
     )
@@ -251,7 +228,7 @@ def fit_autoencoder(
         train,
         test,
         loss_fn=loss_fn,
-        metric_fn=lambda m, split: evaluate_mse(m, split),
+        metric_fn=evaluate_mse,
         metric_name="mse",
         **options,
     )

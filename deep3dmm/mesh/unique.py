@@ -1,10 +1,10 @@
 """Sort-based ``np.unique`` for integer keys.
 
 numpy 2.3+ answers ``np.unique`` on integer arrays with a hash table; on the hierarchy's
-edge and (centre, neighbour) keys it was ~100x slower than one sort (measured: 480k int64
-keys, 4.2 s against 0.035 s on the 2-core Xeon), the largest part of building the spirals
-of an 80k-vertex template. These helpers return what ``np.unique`` returns (sorted values,
-first-occurrence indices) from a sort.
+edge and (centre, neighbour) keys that is far slower than one sort, and it was the largest
+part of building the spirals of an 80k-vertex template (timings: docs/benchmarks.md). These
+helpers return what ``np.unique`` returns (sorted values, first-occurrence indices) from a
+sort.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ _EXPORTS = {
     "PRESETS": "deep3dmm.nn.presets",
     "build_preset": "deep3dmm.nn.presets",
     "SpiralConv": "deep3dmm.nn.spiral_conv",
+    "gaussian_kl": "deep3dmm.nn.variational",
+    "kl_weight": "deep3dmm.nn.variational",
+    "reparameterize": "deep3dmm.nn.variational",
 }
 
 __all__ = [
@@ -53,7 +56,10 @@ __all__ = [
     "build_model",
     "build_preset",
     "fit_pca",
+    "gaussian_kl",
+    "kl_weight",
     "model_from_config",
+    "reparameterize",
     "reuse_freed_memory",
 ]
 

@@ -3,7 +3,8 @@
 A mesh autoencoder step allocates and frees the same large tensors every iteration (the
 gathered spirals of a batch of 32 COMA meshes are ~185 MB). glibc serves blocks above 32 MB
 with fresh ``mmap`` calls and unmaps them on free, so each step pays page faults and kernel
-page zeroing for every large tensor again; on a 2-core CPU that cost exceeded the arithmetic.
+page zeroing for every large tensor again (on a small CPU that cost can exceed the
+arithmetic; measured in docs/models.md).
 ``reuse_freed_memory()`` asks glibc (``mallopt``) to serve large blocks from the heap and not
 to trim it, so freed blocks are reused. Process-wide; call it once in training/inference
 entry points (the benchmark and trainer do). No-op off glibc.

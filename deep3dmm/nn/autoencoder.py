@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from deep3dmm.errors import CheckpointError, ConfigError, TopologyMismatchError
@@ -11,6 +12,7 @@ from deep3dmm.nn.cheb_conv import ChebConv
 from deep3dmm.nn.config import ModelConfig
 from deep3dmm.nn.fixed_pool import FixedPool
 from deep3dmm.nn.spiral_conv import SpiralConv
+from deep3dmm.nn.variational import gaussian_kl, reparameterize
 
 __all__ = ["MeshAutoencoder", "ACTIVATION_LAYERS"]
 
@@ -38,6 +40,11 @@ class MeshAutoencoder(nn.Module):
     - decoder, mirrored: linear; for each level from the coarsest: pool up -> conv ->
       activation; a final conv to 3 channels without activation.
 
+    With ``config.variational`` (a VAE) a second linear head gives the log-variance of the
+    code; in training mode :meth:`forward` decodes the reparameterised code (noise from the
+    ``generator`` it is given), in eval mode the mean; :meth:`encode` is always the mean, so
+    every analysis works unchanged (``deep3dmm.nn.variational``).
+
     Every option is a field of :class:`~deep3dmm.nn.ModelConfig`; :attr:`config` records
     them plus the hierarchy's hash so :meth:`from_config` rebuilds the model for a checkpoint.
 
@@ -48,6 +55,8 @@ class MeshAutoencoder(nn.Module):
     Shapes:
         - input ``x``: ``(B, V_0, 3)``; latent ``z``: ``(B, latent)``; output ``(B, V_0, 3)``.
     """
+
+    to_logvar: nn.Linear | None
 
     def __init__(self, hierarchy, config: ModelConfig | None = None):
         super().__init__()
@@ -110,7 +119,8 @@ class MeshAutoencoder(nn.Module):
             c_in = channels[level]
         self.bottleneck = (num_vertices[steps], channels[-1])
         flat = num_vertices[steps] * channels[-1]
-        self.to_latent = nn.Linear(flat, opts.latent)
+        self.to_latent = nn.Linear(flat, opts.latent)  # the code (the mean of a VAE)
+        self.to_logvar = nn.Linear(flat, opts.latent) if opts.variational else None
         self.from_latent = nn.Linear(opts.latent, flat)
         self.up_pools = nn.ModuleList()
         self.decoder_convs = nn.ModuleList()
@@ -185,12 +195,30 @@ class MeshAutoencoder(nn.Module):
                 fix="register the meshes to the template this model was built on",
             )
 
-    def encode(self, x: Tensor) -> Tensor:
-        """``(B, V_0, 3)`` meshes -> ``(B, latent)`` codes."""
+    def _features(self, x: Tensor) -> Tensor:
+        """``(B, V_0, 3)`` meshes -> ``(B, V_L * C_L)`` flattened bottleneck features."""
         self._check_input(x)
         for conv, pool in zip(self.encoder_convs, self.down_pools):
             x = pool(self.activation(conv(x)))
-        return self.to_latent(x.reshape(x.shape[0], -1))
+        return x.reshape(x.shape[0], -1)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``(B, V_0, 3)`` meshes -> ``(B, latent)`` codes (a VAE: the mean)."""
+        return self.to_latent(self._features(x))
+
+    def encode_distribution(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, V_0, 3)`` meshes -> mean and log-variance ``(B, latent)`` of the code.
+
+        Raises:
+            ConfigError: the model is not variational.
+        """
+        if self.to_logvar is None:
+            raise ConfigError(
+                "encode_distribution needs a variational model",
+                fix="train with --variational",
+            )
+        features = self._features(x)
+        return self.to_latent(features), self.to_logvar(features)
 
     def decode(self, z: Tensor) -> Tensor:
         """``(B, latent)`` codes -> ``(B, V_0, 3)`` meshes."""
@@ -204,9 +232,22 @@ class MeshAutoencoder(nn.Module):
             x = self.activation(conv(pool(x)))
         return self.output_conv(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Reconstruct ``(B, V_0, 3)`` meshes."""
-        return self.decode(self.encode(x))
+    def forward(
+        self, x: Tensor, *, generator: torch.Generator | None = None, return_kl: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Reconstruct ``(B, V_0, 3)`` meshes.
+
+        A variational model in training mode decodes ``mu + sigma * eps`` (``eps`` drawn
+        from ``generator``), in eval mode ``mu``. With ``return_kl`` also returns the
+        per-mesh ``KL(q(z|x) || N(0, I))`` ``(B,)`` (zeros for a plain autoencoder).
+        """
+        if self.to_logvar is None:
+            out = self.decode(self.encode(x))
+            return (out, out.new_zeros(x.shape[0])) if return_kl else out
+        mu, logvar = self.encode_distribution(x)
+        z = reparameterize(mu, logvar, generator=generator) if self.training else mu
+        out = self.decode(z)
+        return (out, gaussian_kl(mu, logvar)) if return_kl else out
 
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""
@@ -214,4 +255,5 @@ class MeshAutoencoder(nn.Module):
         return (
             f"conv={o.conv!r}, pool={o.pool!r}, latent={o.latent}, "
             f"channels={list(o.channels)}, vertices={self.num_vertices}, frozen={self.frozen}"
+            + (f", variational=True, beta={o.beta:g}" if o.variational else "")
         )

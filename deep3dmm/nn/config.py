@@ -79,6 +79,12 @@ class ModelConfig:
             measured in docs/benchmarks.md) or ``"auto"`` (exact up to
             :data:`AUTO_EXACT_SCORES` scores per level, approximate above).
         in_channels: per-vertex input channels (3 for positions).
+        variational: a variational autoencoder (VAE): the encoder outputs a mean and a
+            log-variance (one more linear head), training decodes the reparameterised code
+            and adds ``beta * KL`` (``deep3dmm.nn.variational``); evaluation uses the mean.
+        beta: weight of the KL term (``variational``), against the L1 loss per coordinate.
+        kl_warmup: epochs over which the KL weight rises linearly from ``beta / kl_warmup``
+            to ``beta`` (``variational``; 0: ``beta`` from the first epoch).
     """
 
     kind: str = option("autoencoder", "model kind (pca: the linear 3DMM)", choices=MODEL_KINDS,
@@ -105,6 +111,11 @@ class ModelConfig:
         "auto: exact below 5e7 scores per level, approximate above)", choices=TOPK_SEARCHES,
     )  # fmt: skip
     in_channels: int = _option(3, "per-vertex input channels", minimum=1)
+    variational: bool = _option(
+        False, "variational autoencoder: mean + log-variance heads, loss + beta * KL"
+    )
+    beta: float = _option(1e-3, "KL weight of a variational model", minimum=0.0)
+    kl_warmup: int = _option(0, "epochs of linear KL warm-up (variational)", minimum=0)
 
     def __post_init__(self):
         schema.check_fields(self)
@@ -114,6 +125,13 @@ class ModelConfig:
         _check_applies(
             self.kind, [f for f in self.option_names() if getattr(self, f) != default[f].default]
         )
+        vae_only = [n for n in _VAE_ONLY if getattr(self, n) != default[n].default]
+        if vae_only and not self.variational:
+            raise ConfigError(
+                f"{' and '.join(vae_only)} {'apply' if len(vae_only) > 1 else 'applies'} to a "
+                "variational model only",
+                fix="add --variational, or drop them",
+            )
 
     def applicable(self) -> tuple[str, ...]:
         """The options that apply to this model kind."""
@@ -137,10 +155,10 @@ class ModelConfig:
 
     @property
     def preset(self) -> str:
-        """The name of the preset these options equal up to the latent size, or ``""``."""
+        """The preset these options equal up to the latent size and the VAE options, or ``""``."""
         from deep3dmm.nn.presets import ALL_PRESETS
 
-        same = dataclasses.replace(self, latent=1)
+        same = dataclasses.replace(self, latent=1, **_NOT_VAE)
         return next(
             (name for name, c in ALL_PRESETS.items() if dataclasses.replace(c, latent=1) == same),
             "",
@@ -189,6 +207,10 @@ class ModelConfig:
 
 
 _FIELDS = ModelConfig.__dataclass_fields__
+#: Options that mean something only with ``variational = true``.
+_VAE_ONLY = ("beta", "kl_warmup")
+#: A variational model of a preset is still that preset (``preset`` ignores these).
+_NOT_VAE = {n: _FIELDS[n].default for n in ("variational", *_VAE_ONLY)}
 
 
 def _applicable(kind: str) -> tuple[str, ...]:

@@ -58,6 +58,10 @@ class RunFiles:
         RUN/metrics.csv          one row per epoch
         RUN/curves.png           training curves
         RUN/eval/<split>.json    evaluation summary (+ <split>_per_vertex.npy)
+
+    An image-graph run (:mod:`deep3dmm.image_graph.runs`) uses the same folder: its
+    ``config.toml`` holds an ``[image]`` table, ``checkpoints/last.pt`` its training state,
+    and ``metrics.json`` (:attr:`summary`) its final test metric and per-epoch history.
     """
 
     root: Path
@@ -106,6 +110,11 @@ class RunFiles:
     def curves(self) -> Path:
         """RUN/curves.png."""
         return self.root / "curves.png"
+
+    @property
+    def summary(self) -> Path:
+        """RUN/metrics.json (image-graph runs: final test metric and history)."""
+        return self.root / "metrics.json"
 
     @property
     def eval(self) -> Path:
@@ -245,20 +254,25 @@ def check_compatible(
     """
     trained = state.get("data", {})
     source = f" (dataset {data_path})" if data_path is not None else ""
-    if trained.get("num_vertices") != num_vertices:
-        raise CheckpointError(
-            f"checkpoint was trained on meshes with {trained.get('num_vertices')} vertices, "
-            f"but the data has {num_vertices}{source}",
-            path=path,
-            fix="use the dataset (and template) the run was trained on",
-        )
-    if trained.get("template_hash") != template_hash:
-        raise CheckpointError(
-            f"checkpoint was trained on template {trained.get('template_hash')}, but the "
-            f"data's template is {template_hash}{source}: same vertex count, different mesh",
-            path=path,
-            fix="use the dataset (and template) the run was trained on",
-        )
+    differences = {  # checked in this order: a vertex count tells more than a hash
+        "num_vertices": (
+            num_vertices,
+            f"meshes with {trained.get('num_vertices')} vertices, but the data has "
+            f"{num_vertices}{source}",
+        ),
+        "template_hash": (
+            template_hash,
+            f"template {trained.get('template_hash')}, but the data's template is "
+            f"{template_hash}{source}: same vertex count, different mesh",
+        ),
+    }
+    for key, (value, message) in differences.items():
+        if trained.get(key) != value:
+            raise CheckpointError(
+                f"checkpoint was trained on {message}",
+                path=path,
+                fix="use the dataset (and template) the run was trained on",
+            )
 
 
 def keep_previous(path: Path, previous: Path) -> None:

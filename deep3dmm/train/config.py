@@ -46,8 +46,11 @@ __all__ = [
     "load_config",
     "save_config",
     "config_to_toml",
+    "read_toml",
+    "write_toml",
 ]
 
+CONFIG_HEADER = "deep3dmm run configuration (deep3dmm train --config FILE)"
 PROTOCOLS = ("interpolation", "extrapolation", "identity", "random", "predefined")
 OPTIMIZERS = ("adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
@@ -240,28 +243,40 @@ def _section_from_dict(
     return schema.from_dict(SECTION_TYPES[name], values, section=name, base=base, path=path)
 
 
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """The tables of a TOML file (a run's ``config.toml``, mesh or image-graph).
+
+    Raises:
+        ConfigError: the file is missing or is not valid TOML.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("config file not found", path=path, fix="check the path")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid TOML ({exc})", path=path) from exc
+
+
+def write_toml(path: str | os.PathLike, tables: dict[str, Any], *, header: str) -> None:
+    """Write ``tables`` as TOML after the comment ``header``, atomically."""
+    atomic_write_text(path, f"# {header}\n\n" + tomli_w.dumps(tables))
+
+
 def load_config(path: str | os.PathLike) -> RunConfig:
     """Read a :class:`RunConfig` from a TOML file (missing options take their defaults).
 
     Raises:
         ConfigError: the file is missing, is not valid TOML, or holds unknown or mistyped options.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("config file not found", path=path, fix="check the path")
-    try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid TOML ({exc})", path=path) from exc
-    return RunConfig.from_dict(values, path=path)
+    return RunConfig.from_dict(read_toml(path), path=path)
 
 
 def config_to_toml(config: RunConfig) -> str:
     """The TOML text of a configuration (round-trips through :func:`load_config`)."""
-    header = "# deep3dmm run configuration (deep3dmm train --config FILE)\n\n"
-    return header + tomli_w.dumps(config.to_dict())
+    return f"# {CONFIG_HEADER}\n\n" + tomli_w.dumps(config.to_dict())
 
 
 def save_config(config: RunConfig, path: str | os.PathLike) -> None:
     """Write ``config`` to a TOML file atomically."""
-    atomic_write_text(path, config_to_toml(config))
+    write_toml(path, config.to_dict(), header=CONFIG_HEADER)

@@ -11,6 +11,11 @@ memory map through a ``DataLoader`` with a ``DistributedSampler``. Both give the
 batches, so the sampler state is just ``(seed, epoch)`` and a resumed run takes exactly
 the steps an uninterrupted run would.
 
+A ``variational`` model (a VAE) adds ``beta_e * KL`` to the L1 loss (``train_loss`` in
+metrics.csv is the sum; validation decodes the mean code, so ``val_mm`` is its
+reconstruction error); its reparameterisation noise comes from a generator seeded per
+epoch from the checkpointed ``(seed, epoch)`` and the rank, so resuming stays exact.
+
 Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``; every rank trains
 on its shard, rank 0 validates, logs and writes.
 """
@@ -279,6 +284,8 @@ class Trainer:
         self.device = self.context.device
         self.quiet = quiet
         self.loss_fn = loss_fn or l1_loss
+        self.variational = bool(getattr(self.config.model, "variational", False))
+        self.last_kl = 0.0  # mean KL per mesh of the last epoch (variational)
         model, _ = build_model(self.config, setup.hierarchy)
         self.model = model.to(self.device)
         self.num_parameters = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
@@ -489,9 +496,15 @@ class Trainer:
             if self.quiet or not self.context.is_main
             else None,  # None: off without a TTY
         )
+        noise, beta, kl_sum = self._noise(epoch), self._kl_weight(epoch), 0.0
         for step, batch in enumerate(bar):
-            prediction = self.ddp_model(batch)  # (b, V, 3)
-            loss = self.loss_fn(prediction, batch)
+            if self.variational:
+                prediction, kl = self.ddp_model(batch, generator=noise, return_kl=True)
+                loss = self.loss_fn(prediction, batch) + beta * kl.mean()
+                kl_sum += float(kl.detach().sum())
+            else:
+                prediction = self.ddp_model(batch)  # (b, V, 3)
+                loss = self.loss_fn(prediction, batch)
             self._check_finite(loss, epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -501,7 +514,30 @@ class Trainer:
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         total = all_reduce_sum(total, self.context)
+        self.last_kl = kl_sum / max(float(total[1]) / self.context.world_size, 1.0)
         return float(total[0] / total[1]), time.perf_counter() - start
+
+    def _noise(self, epoch: int) -> torch.Generator | None:
+        """The generator of this epoch's reparameterisation noise (variational runs).
+
+        Seeded from ``(train.seed, epoch, rank)``, the state the checkpoint holds (``sampler``):
+        a run resumed after epoch ``e`` draws the noise the uninterrupted run drew, and every
+        rank draws its own. The global torch generator is not touched.
+        """
+        if not self.variational:
+            return None
+        seed = self.config.train.seed
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed((seed * 1_000_003 + epoch) * 1009 + self.context.rank + 7)
+        return generator
+
+    def _kl_weight(self, epoch: int) -> float:
+        """``beta`` ramped over ``kl_warmup`` epochs (:func:`deep3dmm.nn.kl_weight`)."""
+        if not self.variational:
+            return 0.0
+        from deep3dmm.nn.variational import kl_weight
+
+        return kl_weight(self.config.model.beta, self.config.model.kl_warmup, epoch)
 
     @torch.no_grad()
     def validate(self) -> tuple[float, float]:
@@ -592,7 +628,7 @@ class Trainer:
                 if not self.quiet:
                     logger.info(
                         "epoch %d/%d  train %.4f  val %.4f  val %.3f mm  lr %.2e  %.1f s  "
-                        "%.0f meshes/s%s",
+                        "%.0f meshes/s%s%s",
                         self.epoch,
                         epochs,
                         train_loss,
@@ -601,6 +637,7 @@ class Trainer:
                         lr,
                         seconds,
                         row["meshes_per_s"],
+                        f"  kl {self.last_kl:.2f}" if self.variational else "",
                         "  *best" if improved else "",
                     )
             _barrier(self.context)

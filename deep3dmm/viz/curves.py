@@ -51,14 +51,12 @@ def plot_curves(
     Returns:
         the written path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot state, no backend choice
 
     run_dirs = [Path(r) for r in run_dirs]
     labels = list(labels) if labels is not None else [r.name for r in run_dirs]
-    figure, (ax_loss, ax_mm) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    figure = Figure(figsize=(10, 3.8), constrained_layout=True)
+    ax_loss, ax_mm = figure.subplots(1, 2)
     for index, (run_dir, label) in enumerate(zip(run_dirs, labels)):
         metrics = read_metrics(run_dir)
         if not metrics:
@@ -78,5 +76,4 @@ def plot_curves(
     path = Path(path)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
-    plt.close(figure)
     return path

@@ -199,8 +199,7 @@ def test_deform_roi_pool_module():
 
 
 def test_transformed_digits_matches_rotation_of_a_point():
-    from deep3dmm.image_graph.datasets import ImageSplit
-    from deep3dmm.image_graph.deform_compare import transformed_digits
+    from deep3dmm.image_graph.datasets import ImageSplit, transformed_digits
 
     img = torch.zeros(1, 1, 33, 33)
     img[0, 0, 16, 26] = 1.0  # a dot right of the centre
@@ -220,7 +219,7 @@ def test_transformed_digits_matches_rotation_of_a_point():
 
 def test_deformable_small_cnn_starts_as_plain_cnn():
     from deep3dmm.image_graph.backbone import SmallCNN
-    from deep3dmm.image_graph.deform_compare import deformable_small_cnn
+    from deep3dmm.image_graph.deformable import deformable_small_cnn
 
     torch.manual_seed(0)
     deform = deformable_small_cnn(deformable_stages=2, widths=(4, 8, 8), image_size=16).eval()

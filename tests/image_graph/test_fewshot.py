@@ -85,18 +85,3 @@ def test_train_and_evaluate_run():
     model = train_fewshot(sampler, iterations=3, batch=4, progress=False, widths=(8, 16), hidden=8)
     acc, ci = evaluate_fewshot(model, sampler, episodes=20, batch=8)
     assert 0.0 <= acc <= 1.0 and ci >= 0
-
-
-@pytest.mark.slow
-def test_fewshot_cli_tiny(tmp_path, capsys):
-    import json
-
-    from deep3dmm.cli import main
-
-    out = tmp_path / "few"
-    args = ["image", "fewshot", "--out", str(out), "--shots", "1", "--iterations", "1"]
-    assert main([*args, "--episodes", "10", "--quiet"]) == 0
-    metrics = json.loads((out / "fewshot_metrics.json").read_text())
-    assert 0 <= metrics["1-shot"]["accuracy"] <= 1
-    assert (out / "fewshot.png").is_file()
-    assert "5-way 1-shot" in capsys.readouterr().out

@@ -3,8 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from deep3dmm.errors import ConfigError
-from deep3dmm.image_graph.stn import SpatialTransformer, tps_grid, with_transformer
-from deep3dmm.image_graph.stn_demo import build_stn_model
+from deep3dmm.image_graph.stn import SpatialTransformer, tps_grid
 
 
 @pytest.mark.parametrize("size", [16, 28, 32])
@@ -72,18 +71,3 @@ def test_bad_inputs():
     with pytest.raises(ConfigError, match="2x3"):
         SpatialTransformer(1, image_size=16, init=[[1.0, 0.0], [0.0, 1.0]])
     assert "transform='tps', grid=3" in repr(SpatialTransformer(1, image_size=16, transform="tps"))
-
-
-@pytest.mark.parametrize("name", ["plain", "stn", "dcn1", "dcn2", "stn+dcn1"])
-def test_demo_models_classify_digits(name):
-    torch.manual_seed(0)
-    model = build_stn_model(name)
-    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
-
-
-def test_stn_in_front_of_any_model_starts_as_that_model():
-    torch.manual_seed(0)
-    net = build_stn_model("plain").eval()
-    x = torch.rand(2, 1, 32, 32)
-    both = with_transformer(net, SpatialTransformer(1, image_size=32)).eval()
-    assert torch.equal(both(x), net(x))

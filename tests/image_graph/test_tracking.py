@@ -66,18 +66,3 @@ def test_training_beats_chance_on_held_out_sequence():
     p, r = edge_precision_recall(logits[-1], test.labels)
     base = float(test.labels.mean())  # precision of "everything active"
     assert p > base + 0.3 and r > 0.7
-
-
-@pytest.mark.slow
-def test_track_demo_cli_tiny(tmp_path, capsys):
-    import json
-
-    from deep3dmm.cli import main
-
-    out = tmp_path / "track"
-    args = ["image", "track-demo", "--out", str(out), "--train-seqs", "1", "--test-seqs", "1"]
-    assert main([*args, "--steps", "2", "--quiet"]) == 0
-    metrics = json.loads((out / "track_metrics.json").read_text())
-    assert set(metrics["time_aware"]) == {"precision", "recall"}
-    assert (out / "track.png").stat().st_size > 1000
-    assert "precision" in capsys.readouterr().out

@@ -7,7 +7,8 @@ from deep3dmm.errors import CheckpointError, ConfigError
 from deep3dmm.image_graph.backbone import SmallCNN
 from deep3dmm.image_graph.runs import ImageRunConfig, load_run, summarize_runs, train_run
 from deep3dmm.image_graph.shapes import load_shapes
-from deep3dmm.image_graph.train import fit_classifier, load_checkpoint
+from deep3dmm.image_graph.train import fit_classifier
+from deep3dmm.train.checkpoint import RunFiles, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,8 @@ def test_resume_matches_uninterrupted_training(shapes, tmp_path, monkeypatch):
     calls = {"n": 0}
     real = t.save_checkpoint
 
-    def interrupt_after_two(path, **state):
-        real(path, **state)
+    def interrupt_after_two(path, state):
+        real(path, state)
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
@@ -97,8 +98,49 @@ def test_train_run_load_run_and_summary(tmp_path):
         train_run(ImageRunConfig(**cfg), runs[0], progress=False)
     with pytest.raises(ConfigError, match="different config"):
         train_run(ImageRunConfig(**{**cfg, "hidden": 16}), runs[0], progress=False, resume=True)
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match="no config.toml"):
         load_run(tmp_path)
+
+
+def test_image_runs_share_the_mesh_run_layout(tmp_path):
+    """config.toml ([image] table), checkpoints/last.pt (format 1), metrics.json."""
+    from deep3dmm.train.config import read_toml
+
+    cfg = ImageRunConfig(model="cnn", dataset="shapes", size=16, widths=(4, 8, 8), epochs=1, seed=3)
+    train_run(cfg, tmp_path / "run", progress=False)
+    files = RunFiles(tmp_path / "run")
+    assert ImageRunConfig.load(files.config) == cfg
+    assert read_toml(files.config)["image"]["widths"] == [4, 8, 8]
+    state = load_checkpoint(files.last)
+    assert state["format"] == 1 and state["epoch"] == 1
+    assert json.loads(files.summary.read_text())["history"][0]["epoch"] == 1
+    assert not (files.root / "config.json").exists()
+    assert not (files.root / "checkpoint.pt").exists()
+
+
+def test_other_run_folders_are_typed_errors(tmp_path):
+    from deep3dmm.train.checkpoint import load_run as load_mesh_run
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text("{}")
+    (old / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="earlier layout"):
+        load_run(old)
+    with pytest.raises(CheckpointError, match="earlier layout"):
+        summarize_runs([old])
+    with pytest.raises(CheckpointError, match="earlier layout"):
+        train_run(ImageRunConfig(), old, progress=False)
+    mesh = tmp_path / "mesh"
+    mesh.mkdir()
+    (mesh / "config.toml").write_text("[data]\npath = 'x'\n[train]\nepochs = 1\n")
+    with pytest.raises(ConfigError, match="not an image-graph run config"):
+        load_run(mesh)
+    image = tmp_path / "image"
+    image.mkdir()
+    ImageRunConfig().save(image / "config.toml")
+    with pytest.raises(CheckpointError, match="not a complete run folder"):
+        load_mesh_run(image)
 
 
 def test_config_validation():
@@ -108,3 +150,5 @@ def test_config_validation():
         ImageRunConfig(task="reconstruct", model="cnn")
     with pytest.raises(ConfigError, match="unknown image run config keys"):
         ImageRunConfig.from_dict({"colour": 1})
+    with pytest.raises(ConfigError, match="hidden must be an integer"):
+        ImageRunConfig.from_dict({"hidden": "8"})

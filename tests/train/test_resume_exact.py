@@ -98,3 +98,21 @@ def test_damaged_last_checkpoint_is_named_and_never_skipped_silently(
     assert f"--resume-from {files.checkpoints / 'last.prev.pt'}" in err
     assert main([*command, "--resume-from", str(files.checkpoints / "last.prev.pt")]) == 0
     assert_same_state(load_checkpoint(RunFiles(straight).last), load_checkpoint(files.last))
+
+
+@pytest.mark.slow
+def test_variational_killed_and_resumed_equals_straight(spheres, tmp_path, tiny_config):
+    """A VAE run (noise drawn every step, KL warm-up) resumed mid-epoch is bit-identical."""
+
+    def config():
+        base = preset_config(tiny_config, spheres, "spiralnet++", 3)
+        return replace(base, model=base.model.replace(variational=True, beta=0.1, kl_warmup=2))
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(config(), straight, quiet=True)
+    crash_at(config(), killed, epoch=1, step=2)
+    torch.manual_seed(1234)  # the noise does not depend on the global generator
+    train(config(), killed, resume=True, quiet=True)
+    reference = load_checkpoint(RunFiles(straight).last)
+    assert_same_state(reference, load_checkpoint(RunFiles(killed).last))
+    assert "to_logvar.weight" in reference["model"] and reference["model_config"]["variational"]

@@ -1,8 +1,5 @@
 """Checkpoints are loaded weights-only: a crafted file is refused before any of it runs."""
 
-import dataclasses
-import json
-
 import pytest
 import torch
 
@@ -37,14 +34,12 @@ def test_pickled_callable_is_refused_and_never_runs(tmp_path):
 
 def test_image_checkpoint_is_loaded_weights_only(tmp_path):
     from deep3dmm.image_graph.runs import ImageRunConfig, load_run
-    from deep3dmm.image_graph.train import load_checkpoint as load_image_checkpoint
 
-    path = crafted(tmp_path / "checkpoint.pt", tmp_path / "ran")
+    (tmp_path / "checkpoints").mkdir()
+    path = crafted(tmp_path / "checkpoints" / "last.pt", tmp_path / "ran")
     with pytest.raises(CheckpointError, match="refused to load"):
-        load_image_checkpoint(path)
-    (tmp_path / "config.json").write_text(
-        json.dumps(dataclasses.asdict(ImageRunConfig()))
-    )
+        load_checkpoint(path)
+    ImageRunConfig().save(tmp_path / "config.toml")
     with pytest.raises(CheckpointError, match="refused to load"):
         load_run(tmp_path)
     assert not (tmp_path / "ran").exists()

@@ -33,13 +33,11 @@ from deep3dmm.data.generate.common import (
     Z_UP_TO_Y_UP,
     AnnyMesher,
     Plan,
-    generator_params,
     load_anny,
     rotation_matrices,
-    sample_subjects,
-    select_sequences,
+    start_sequences,
     subject_grid,
-    write_plan,
+    write_sequences,
 )
 from deep3dmm.data.prepared import PreparedDataset
 from deep3dmm.mesh.template import Template
@@ -292,14 +290,16 @@ def make_bodies(
         The written :class:`~deep3dmm.data.PreparedDataset`, rows sorted by subject,
         motion, frame.
     """
-    names = select_sequences(
-        BODY_MOTIONS, "body motions", subjects=subjects, sequences=sequences, frames=frames
-    )
-    mesher = body_mesher()
-    rng = np.random.default_rng(seed)
-    phenotypes, local = sample_subjects(
-        mesher, rng, subjects, scale=LOCAL_CHANGE_SCALE
-    )  # (S, P), (S, L)
+    names, mesher, rng, phenotypes, local = start_sequences(
+        BODY_MOTIONS,
+        "body motions",
+        body_mesher,
+        subjects=subjects,
+        sequences=sequences,
+        frames=frames,
+        seed=seed,
+        scale=LOCAL_CHANGE_SCALE,
+    )  # phenotypes (S, P), local changes (S, L)
     windows, intensity = sample_style(rng, subjects, len(names), mesher.bone_labels)
     vectors, hops = motion_rotation_vectors(
         names, mesher.bone_labels, np.linspace(0.0, 1.0, frames), windows
@@ -315,12 +315,17 @@ def make_bodies(
         vertices[..., 1] -= floor[:, None].astype(np.float32)
         return vertices
 
-    params = generator_params(
+    return write_sequences(
+        out_dir,
         "anny-bodies",
+        body_template,
+        Plan(rows, batch),
         subjects=subjects,
         names=names,
         frames=frames,
         seed=seed,
+        batch_size=batch_size,
+        desc="bodies",
         local_change_scale=LOCAL_CHANGE_SCALE,
         bone_start=BONE_START,
         bone_end=BONE_END,
@@ -328,12 +333,4 @@ def make_bodies(
         side_intensity=SIDE_INTENSITY,
         phenotype_ranges=ADULT_PHENOTYPES,
         frame="y up, looking along +z, lowest point on the floor y = 0 (+ hop height)",
-    )
-    return write_plan(
-        out_dir,
-        body_template(),
-        Plan(rows, batch),
-        params=params,
-        batch_size=batch_size,
-        desc="bodies",
     )

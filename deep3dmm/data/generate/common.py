@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ __all__ = [
     "AnnyMesher",
     "GENERATOR_VERSION",
     "Plan",
+    "Cast",
     "anny_version",
     "generator_params",
     "load_anny",
@@ -50,8 +52,10 @@ __all__ = [
     "sample_phenotypes",
     "sample_subjects",
     "select_sequences",
+    "start_sequences",
     "subject_grid",
     "write_plan",
+    "write_sequences",
 ]
 
 logger = logging.getLogger(__name__)
@@ -228,6 +232,15 @@ def sample_local_changes(
     return values.astype(np.float32)
 
 
+def _model_labels(kind: str, what: str) -> property:
+    """A property: a copy of the anny model's ``<kind>_labels`` list (``what`` they name)."""
+    name = f"{kind}_labels"
+    return property(
+        lambda self: list(getattr(self.model, name)),
+        doc=f"Anny {kind.replace('_', '-')} labels, {what}.",
+    )
+
+
 class AnnyMesher:
     """Batched anny forward pass mapped to a dataset's frame (and vertex subset).
 
@@ -264,25 +277,10 @@ class AnnyMesher:
         self.rotation = np.asarray(rotation, dtype=np.float64)
         self.offset = np.zeros(3) if offset is None else np.asarray(offset, dtype=np.float64)
 
-    @property
-    def phenotype_labels(self) -> list[str]:
-        """Anny phenotype labels, the columns of ``phenotypes``."""
-        return list(self.model.phenotype_labels)
-
-    @property
-    def local_change_labels(self) -> list[str]:
-        """Anny local-change labels, the columns of ``local_changes``."""
-        return list(self.model.local_change_labels)
-
-    @property
-    def facial_action_labels(self) -> list[str]:
-        """Anny facial-action labels, the columns of ``facial_actions``."""
-        return list(self.model.facial_action_labels)
-
-    @property
-    def bone_labels(self) -> list[str]:
-        """Anny bone labels, the second axis of ``rotations``."""
-        return list(self.model.bone_labels)
+    phenotype_labels = _model_labels("phenotype", "the columns of ``phenotypes``")
+    local_change_labels = _model_labels("local_change", "the columns of ``local_changes``")
+    facial_action_labels = _model_labels("facial_action", "the columns of ``facial_actions``")
+    bone_labels = _model_labels("bone", "the second axis of ``rotations``")
 
     def __repr__(self) -> str:
         return (
@@ -467,6 +465,67 @@ def write_plan(
         "wrote %d meshes to %s in %.1f s (%.0f meshes/s)", total, out_dir, seconds, total / seconds
     )
     return PreparedDataset(out_dir)
+
+
+class Cast(NamedTuple):
+    """The start of every generator (:func:`start_sequences`).
+
+    Attributes:
+        names: the sequence names (Q).
+        mesher: the anny mesher of the dataset.
+        rng: the random generator, already used for the subjects' identities.
+        phenotypes: ``(S, P)`` per subject.
+        local: ``(S, L)`` local changes per subject.
+    """
+
+    names: list[str]
+    mesher: AnnyMesher
+    rng: np.random.Generator
+    phenotypes: np.ndarray
+    local: np.ndarray
+
+
+def start_sequences(
+    catalogue: Sequence[str],
+    what: str,
+    mesher: Callable[[], AnnyMesher],
+    *,
+    subjects: int,
+    sequences: int,
+    frames: int,
+    seed: int,
+    scale: float,
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> Cast:
+    """Check the counts and pick the sequences, build the mesher, seed the random generator
+    and draw the subjects' identities (:func:`sample_subjects`), in that order.
+    """  # noqa: D205
+    names = select_sequences(catalogue, what, subjects=subjects, sequences=sequences, frames=frames)
+    built = mesher()
+    rng = np.random.default_rng(seed)
+    phenotypes, local = sample_subjects(built, rng, subjects, scale=scale, ranges=ranges)
+    return Cast(names, built, rng, phenotypes, local)
+
+
+def write_sequences(
+    out_dir: str | os.PathLike,
+    generator: str,
+    template: Callable[[], Template],
+    plan: Plan,
+    *,
+    subjects: int,
+    names: list[str],
+    frames: int,
+    seed: int,
+    batch_size: int,
+    desc: str,
+    **extra,
+) -> PreparedDataset:
+    """:func:`write_plan` of a generator's plan, with its :func:`generator_params`."""
+    params = generator_params(
+        generator, subjects=subjects, names=names, frames=frames, seed=seed, **extra
+    )
+    return write_plan(out_dir, template(), plan, params=params, batch_size=batch_size, desc=desc)
 
 
 def check_counts(**counts: int) -> None:

@@ -37,13 +37,11 @@ from deep3dmm.data.generate.common import (
     ADULT_PHENOTYPES,
     AnnyMesher,
     Plan,
-    generator_params,
     load_anny,
     rotation_matrices,
-    sample_subjects,
-    select_sequences,
+    start_sequences,
     subject_grid,
-    write_plan,
+    write_sequences,
 )
 from deep3dmm.data.generate.timing import activation, sample_key_times
 from deep3dmm.data.generate.transfer import DeformationTransfer
@@ -273,14 +271,17 @@ def make_faces(
         The written :class:`~deep3dmm.data.PreparedDataset`; rows are sorted by
         subject, expression, frame. ``subjects * sequences * frames`` meshes.
     """
-    names = select_sequences(
-        FACE_EXPRESSIONS, "face expressions", subjects=subjects, sequences=sequences, frames=frames
-    )
-    mesher = face_mesher()
-    rng = np.random.default_rng(seed)
-    phenotypes, local = sample_subjects(
-        mesher, rng, subjects, scale=LOCAL_CHANGE_SCALE, ranges=PHENOTYPE_RANGES
-    )  # (S, P), (S, L)
+    names, mesher, rng, phenotypes, local = start_sequences(
+        FACE_EXPRESSIONS,
+        "face expressions",
+        face_mesher,
+        subjects=subjects,
+        sequences=sequences,
+        frames=frames,
+        seed=seed,
+        scale=LOCAL_CHANGE_SCALE,
+        ranges=PHENOTYPE_RANGES,
+    )  # phenotypes (S, P), local changes (S, L)
     labels = mesher.facial_action_labels
     units = expression_units(names, labels)
     shapes = [u for u in units if u != JAW]  # blendshape units, transferred per subject
@@ -307,12 +308,17 @@ def make_faces(
         offsets = offsets.reshape(len(indices), -1, 3)
         return mesher(phenotypes[s], local[s], None, rotations, offsets=offsets)
 
-    params = generator_params(
+    return write_sequences(
+        out_dir,
         "anny-faces",
+        face_template,
+        Plan(rows, batch),
         subjects=subjects,
         names=names,
         frames=frames,
         seed=seed,
+        batch_size=batch_size,
+        desc="faces",
         timing="per unit onset/peak/offset, smoothstep ramps",
         intensity=INTENSITY,
         unit_gain_sigma=UNIT_GAIN_SIGMA,
@@ -328,14 +334,6 @@ def make_faces(
         local_change_scale=LOCAL_CHANGE_SCALE,
         phenotype_ranges={**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
         frame="y up, looking along +z, template bounding box centred at the origin",
-    )
-    return write_plan(
-        out_dir,
-        face_template(),
-        Plan(rows, batch),
-        params=params,
-        batch_size=batch_size,
-        desc="faces",
     )
 
 

@@ -30,13 +30,11 @@ from deep3dmm.data.generate.common import (
     ADULT_PHENOTYPES,
     AnnyMesher,
     Plan,
-    generator_params,
     load_anny,
     rotation_matrices,
-    sample_subjects,
-    select_sequences,
+    start_sequences,
     subject_grid,
-    write_plan,
+    write_sequences,
 )
 from deep3dmm.data.generate.timing import activation, sample_key_times
 from deep3dmm.data.prepared import PreparedDataset
@@ -187,14 +185,17 @@ def make_hands(
         The written :class:`~deep3dmm.data.PreparedDataset`, rows sorted by subject,
         pose, frame.
     """
-    names = select_sequences(
-        HAND_POSES, "hand poses", subjects=subjects, sequences=sequences, frames=frames
-    )
-    mesher = hand_mesher()
-    rng = np.random.default_rng(seed)
-    phenotypes, local = sample_subjects(
-        mesher, rng, subjects, scale=LOCAL_CHANGE_SCALE, ranges=PHENOTYPE_RANGES
-    )  # (S, P), (S, L)
+    names, mesher, rng, phenotypes, local = start_sequences(
+        HAND_POSES,
+        "hand poses",
+        hand_mesher,
+        subjects=subjects,
+        sequences=sequences,
+        frames=frames,
+        seed=seed,
+        scale=LOCAL_CHANGE_SCALE,
+        ranges=PHENOTYPE_RANGES,
+    )  # phenotypes (S, P), local changes (S, L)
     for label, (low, high) in LOCAL_CHANGE_LIMITS.items():
         column = mesher.local_change_labels.index(label)
         local[:, column] = np.clip(local[:, column], low, high)
@@ -211,12 +212,17 @@ def make_hands(
         vectors = scale * (peaks[q] + noise[s] * (np.abs(peaks[q]) > 0))  # (b, J, 3)
         return mesher(phenotypes[s], local[s], None, rotation_matrices(vectors))
 
-    params = generator_params(
+    return write_sequences(
+        out_dir,
         "anny-hands",
+        hand_template,
+        Plan(rows, batch),
         subjects=subjects,
         names=names,
         frames=frames,
         seed=seed,
+        batch_size=batch_size,
+        desc="hands",
         timing="per finger onset/peak/offset, base joint leads, smoothstep ramps",
         finger_intensity=FINGER_INTENSITY,
         joint_lag=JOINT_LAG,
@@ -226,12 +232,4 @@ def make_hands(
         phenotype_ranges={**ADULT_PHENOTYPES, **PHENOTYPE_RANGES},
         joint_noise_rad=JOINT_NOISE,
         frame="right hand, wrist at the origin, fingers along +y, palm facing +z",
-    )
-    return write_plan(
-        out_dir,
-        hand_template(),
-        Plan(rows, batch),
-        params=params,
-        batch_size=batch_size,
-        desc="hands",
     )

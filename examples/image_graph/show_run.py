@@ -1,23 +1,26 @@
-"""Pictures of a run: keypoints over test images, score maps, reconstructions.
+"""Pictures of an image-graph run: keypoints over test images, score maps, reconstructions.
 
 Drawn with matplotlib's object API (no pyplot state, no display needed) and written
-atomically as PNG.
+atomically as PNG::
+
+    python examples/image_graph/show_run.py runs/ig/gat0    # -> runs/ig/gat0/keypoints.png
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
 
 from deep3dmm.atomic import atomic_path
+from deep3dmm.cli import run_command
 from deep3dmm.errors import ConfigError
 from deep3dmm.image_graph.interconnect import rescale_coords
 from deep3dmm.image_graph.runs import load_data, load_run
-
-__all__ = ["render_run"]
 
 
 def _samples(labels: torch.Tensor, count: int) -> torch.Tensor:
@@ -95,3 +98,23 @@ def render_run(
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render the run's picture."""
+    path = render_run(args.run, args.out, count=args.count)
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and draw; the exit code (2: bad input, one line on stderr)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="run folder")
+    parser.add_argument("--out", help="PNG to write (default RUN/keypoints.png)")
+    parser.add_argument("--count", type=int, default=10, help="test images to show")
+    return run_command(run, parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

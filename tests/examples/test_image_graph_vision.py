@@ -2,38 +2,39 @@ import json
 
 import pytest
 
-from deep3dmm.cli import main
-
 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["image", "agnn-demo", "--iterations", "0", "-1"], "K must be an integer >= 0"),
-        (["image", "agnn-demo", "--size", "30"], "not divisible by 2**2"),
+        (["agnn_demo", "--iterations", "0", "-1"], "K must be an integer >= 0"),
+        (["agnn_demo", "--size", "30"], "not divisible by 2**2"),
         (
-            ["image", "caption-demo", "--min-count", "1000000000", "--train-images", "4"],
+            ["caption_demo", "--min-count", "1000000000", "--train-images", "4"],
             "vocabulary is empty",
         ),
-        (["image", "caption-demo", "--size", "44", "--train-images", "4"], "not divisible"),
-        (["image", "stn-demo", "--init-theta", "1", "0", "0", "2", "0", "0"], "not invertible"),
-        (["image", "stn-demo", "--size", "30"], "not divisible by 2**3"),
+        (["caption_demo", "--size", "44", "--train-images", "4"], "not divisible"),
+        (["stn_demo", "--init-theta", "1", "0", "0", "2", "0", "0"], "not invertible"),
+        (["stn_demo", "--size", "30"], "not divisible by 2**3"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
-    assert main([*args, "--out", str(tmp_path / "out"), "--quiet"]) == 2
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, example, args, message):
+    main = example(f"image_graph/{args[0]}").main
+    assert main([*args[1:], "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
-def test_vision_examples_run_tiny(tmp_path, capsys):
+def test_vision_examples_run_tiny(tmp_path, capsys, example):
+    def main(argv):
+        return example(f"image_graph/{argv[0]}").main(argv[1:])
+
     out = tmp_path / "agnn"
     assert (
         main(
             [
-                "image",
-                "agnn-demo",
+                "agnn_demo",
                 "--out",
                 str(out),
                 "--iterations",
@@ -61,8 +62,7 @@ def test_vision_examples_run_tiny(tmp_path, capsys):
     assert (
         main(
             [
-                "image",
-                "caption-demo",
+                "caption_demo",
                 "--out",
                 str(out),
                 "--train-images",
@@ -86,8 +86,7 @@ def test_vision_examples_run_tiny(tmp_path, capsys):
     assert (
         main(
             [
-                "image",
-                "stn-demo",
+                "stn_demo",
                 "--out",
                 str(out),
                 "--models",
