@@ -21,6 +21,9 @@ Sections:
                prepared dataset (meshes/s), to show loading is never the bottleneck.
     export     (optional, only with --sections export) onnxruntime vs PyTorch inference of
                the exported autoencoder, batch 1 and 32 (scripts/benchmark_export.py).
+    fitting    (optional, only with --sections fitting) time per fit of a model to a
+               registered mesh, scan, partial scan and landmarks on the COMA template
+               (benchmarks/fitting.py).
 
 Usage:
     python scripts/benchmark.py                       # all sections, writes docs/benchmarks.md
@@ -772,9 +775,15 @@ def main(argv=None) -> int:
         this = sys.modules[__name__]
         sections["export"] = lambda a: benchmark_export.section_export(a, benchmark=this)
         columns_of["export"] = benchmark_export.COLUMNS
+    if "fitting" in names:  # optional (issue 17): time per fit, benchmarks/fitting.py
+        from benchmarks import fitting as benchmark_fitting
+
+        sections["fitting"] = benchmark_fitting.section_fitting
+        columns_of["fitting"] = benchmark_fitting.COLUMNS
     unknown = [s for s in names if s not in sections]
     if unknown:
-        print(f"unknown section(s) {unknown}; choose from {[*SECTIONS, 'export']}", file=sys.stderr)
+        extra = ["export", "fitting"]
+        print(f"unknown section(s) {unknown}; choose from {[*SECTIONS, *extra]}", file=sys.stderr)
         return 2
     rows = []
     if args.rows:

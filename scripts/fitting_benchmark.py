@@ -29,11 +29,11 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = next(
@@ -203,48 +203,98 @@ def benchmark_run(
     return out
 
 
-def coma_fit_time(repeats: int = 3) -> dict | None:
-    """Median seconds of one scan fit on the COMA template with the default model (untrained)."""
-    from deep3dmm.fitting import FitModel, FitOptions, LatentPrior, fit
-    from deep3dmm.mesh import MeshHierarchy, read_mesh
-    from deep3dmm.nn import build_preset
-    from deep3dmm.registration import synthetic_scan
+def benchmark_registration(
+    dataset_dir: Path, *, protocol: str, count: int, seed: int, nicp: bool, figures: Path | None
+) -> dict:
+    """Registration of synthetic scans of held-out meshes: NICP vs the shape-prior methods.
 
-    path = SHARED / "templates" / "coma_template.obj"
-    if not path.is_file():
-        log.warning("skipping the COMA timing: %s not present", path)
-        return None
-    vertices, faces = read_mesh(path)
-    hierarchy = MeshHierarchy.build((vertices, faces), factors=(4, 4, 4, 4))
-    model = build_preset("deep3dmm-spiral", hierarchy).eval()
-    latent = model.from_latent.in_features
-    prior = LatentPrior(np.zeros(latent), np.eye(latent), 1)
-    fm = FitModel(
-        model=model.freeze_pooling().requires_grad_(False),
-        mean=torch.as_tensor(vertices),
-        std=torch.full_like(torch.as_tensor(vertices), 0.01),
-        faces=faces,
-        to_mm=1000.0,
-        prior=prior,
-    )
-    rng = np.random.default_rng(0)
-    scan = synthetic_scan(vertices, faces, rng=rng, noise=5e-4, translate=0.05)
-    seconds = {"registered": [], "scan": [], "registered_cpu": [], "scan_cpu": []}
-    for _ in range(repeats):  # wall and process-CPU seconds (the CPU figure resists contention)
-        for kind, kwargs in (
-            ("registered", {"registered": vertices[None]}),
-            ("scan", {"scan": scan.scan}),
-        ):
-            start, cpu = time.perf_counter(), time.process_time()
-            fit(fm, options=FitOptions(), **kwargs)
-            seconds[kind].append(time.perf_counter() - start)
-            seconds[f"{kind}_cpu"].append(time.process_time() - cpu)
+    The prior is the PCA of the split's train rows (test rows never enter it); its
+    projection error on the ground truth (the best the model alone can do) is reported
+    beside the results.
+    """
+    from deep3dmm.data import PreparedDataset
+    from deep3dmm.data.splits import make_split
+    from deep3dmm.registration import TemplateLandmarks, register_scan, synthetic_scan
+    from deep3dmm.registration.report import residual_figure, scan_report
+    from deep3dmm.registration.shape_prior import ShapePrior
+
+    dataset = PreparedDataset(dataset_dir)
+    split = make_split(dataset, protocol)
+    to_mm = float(dataset.to_millimetres)
+    faces = dataset.template.faces
+    started = time.perf_counter()
+    prior = ShapePrior.from_dataset(dataset, rows=split.train)
+    prior_seconds = time.perf_counter() - started
+    rows = split.test[np.linspace(0, len(split.test) - 1, count).astype(int)]
+    ids = farthest_points(dataset.template.vertices, 68)
+    landmarks = TemplateLandmarks(vertex_ids=ids)
+    rng = np.random.default_rng(seed)
+    noise = 0.5 / to_mm
+    methods = {"prior+deform": {"deform": True}, "prior": {"deform": False}}
+    if nicp:
+        methods["nicp"] = {}
+    errors = {m: [] for m in [*methods, "prior_projection"]}
+    seconds = {m: [] for m in methods}
+    flat = prior.basis.reshape(prior.components, -1)
+    for k, row in enumerate(rows):
+        truth = np.asarray(dataset.vertices[row], np.float64)
+        u = np.linalg.lstsq(flat.T, (truth - prior.mean).reshape(-1), rcond=None)[0]
+        errors["prior_projection"].append(np.linalg.norm(prior.shape(u) - truth, axis=1) * to_mm)
+        scan = synthetic_scan(truth, faces, rng=rng, noise=noise, translate=50 / to_mm)
+        points = scan.truth[ids] + rng.normal(0, noise, (len(ids), 3))
+        for name, kwargs in methods.items():
+            start = time.perf_counter()
+            reg = register_scan(
+                dataset.template.vertices,
+                faces,
+                scan.scan,
+                template_landmarks=landmarks,
+                scan_landmarks=points,
+                shape_prior=prior if name != "nicp" else None,
+                **kwargs,
+            )
+            seconds[name].append(time.perf_counter() - start)
+            error = np.linalg.norm(reg.vertices - scan.truth, axis=1) * to_mm
+            errors[name].append(error)
+            log.info(
+                "%s (%s) row %d: %s %.3f mm mean, %.1f s",
+                dataset_dir.name,
+                protocol,
+                row,
+                name,
+                error.mean(),
+                seconds[name][-1],
+            )
+            if figures is not None and k == 0 and name == "prior+deform":
+                _, residual = scan_report(reg.vertices, faces, scan.scan, to_mm=to_mm)
+                back = reg.similarity.rigid_inverse()
+                residual_figure(
+                    back.apply(reg.vertices),
+                    faces,
+                    residual,
+                    figures / f"registration_{dataset_dir.name}_{protocol}.png",
+                    scan=scan.scan.transformed(back.matrix),
+                )
     return {
-        "vertices": int(len(vertices)),
-        "threads": torch.get_num_threads(),
-        **{f"{k}_seconds": float(np.median(v)) for k, v in seconds.items()},
+        "dataset": str(dataset_dir),
+        "protocol": protocol,
+        "rows": rows.tolist(),
+        "vertices": int(dataset.template.num_vertices),
+        "train_rows": int(len(split.train)),
+        "prior_components": prior.components,
+        "prior_seconds": prior_seconds,
+        **{name: stats(np.concatenate(e)) for name, e in errors.items()},
+        "seconds_per_scan": {name: float(np.median(v)) for name, v in seconds.items()},
         "load_average": os.getloadavg(),
     }
+
+
+def coma_fit_time(repeats: int = 3) -> list[dict]:
+    """Time per fit on the COMA template (benchmarks/fitting.py, one torch thread)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.fitting import time_fits
+
+    return time_fits(repeats, threads=1)
 
 
 def main() -> int:
@@ -255,6 +305,20 @@ def main() -> int:
     parser.add_argument("--figures", type=Path, help="folder for the pictures")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     parser.add_argument("--no-register", action="store_true", help="skip registration")
+    parser.add_argument(
+        "--register-data",
+        action="append",
+        default=[],
+        type=Path,
+        help="registration only, on this prepared dataset (repeatable): NICP vs shape prior",
+    )
+    parser.add_argument(
+        "--protocol",
+        action="append",
+        default=[],
+        help="split protocol(s) for --register-data (default: interpolation)",
+    )
+    parser.add_argument("--no-nicp", action="store_true", help="--register-data: skip NICP")
     parser.add_argument("--coma-time", action="store_true", help="time fits on the COMA template")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -273,6 +337,21 @@ def main() -> int:
         )
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=float))
+    results["registration"] = []
+    for data in args.register_data:
+        for protocol in args.protocol or ["interpolation"]:
+            results["registration"].append(
+                benchmark_registration(
+                    data,
+                    protocol=protocol,
+                    count=args.count,
+                    seed=args.seed,
+                    nicp=not args.no_nicp,
+                    figures=args.figures,
+                )
+            )
+            if args.json:  # after each part: a long run keeps what it measured
+                args.json.write_text(json.dumps(results, indent=2, default=float))
     if args.coma_time:
         results["coma_time"] = coma_fit_time()
     results["load_average_end"] = os.getloadavg()

@@ -151,7 +151,9 @@ DESCRIPTIONS: dict[str, str] = {
     "plot": ("Losses and validation error (mm) per epoch of several runs, from their metrics.csv."),
     "register": (
         "Similarity alignment (landmarks, or principal axes + ICP), then non-rigid ICP "
-        "(Amberg et al. 2007, trimesh). A scan file gives OUT (template topology), OUT.json "
+        "(Amberg et al. 2007, trimesh), or with --prior a PCA model of registered meshes "
+        "fitted to the scan (no sliding along the surface). A scan file gives OUT (template "
+        "topology), OUT.json "
         "(distances in mm both ways) and OUT.png (residual heat map); a folder of scans gives"
         " a prepared dataset that `deep3dmm train --data` reads."
     ),

@@ -48,6 +48,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="template",
         help="output frame: template (rigid motion undone, default) or scan",
     )
+    reg.add_argument(
+        "--prior",
+        metavar="RUN_OR_DATASET",
+        help="fit a PCA model of these registered meshes (a run's train split, or a prepared "
+        "dataset) instead of non-rigid ICP: no sliding along the surface",
+    )
+    reg.add_argument(
+        "--prior-components", type=int, default=64, help="principal components of --prior"
+    )
+    reg.add_argument(
+        "--no-deform",
+        action="store_true",
+        help="with --prior: keep the model fit (no final smooth deformation onto the scan)",
+    )
     reg.add_argument("--skip-bad", action="store_true", help="folder mode: skip failing scans")
     reg.add_argument("--workers", type=int, default=None, help="folder mode: processes")
     reg.add_argument("--no-figure", action="store_true", help="scan mode: no heat map")
@@ -65,7 +79,12 @@ def run_register(args: argparse.Namespace) -> int:
 
     template = load_template(args.template, unit=args.template_unit)
     options = RegistrationOptions(
-        template_landmarks=args.template_landmarks, scan_unit=args.scan_unit, frame=args.frame
+        template_landmarks=args.template_landmarks,
+        scan_unit=args.scan_unit,
+        frame=args.frame,
+        prior=args.prior,
+        prior_components=args.prior_components,
+        deform=not args.no_deform,
     )
     if Path(args.scan).is_dir():
         dataset = register_folder(

@@ -30,7 +30,6 @@ from deep3dmm.errors import ConfigError
 from deep3dmm.fitting.losses import (
     KERNELS,
     landmark_loss,
-    nearest,
     point_distances,
     registered_loss,
     robust_mean,
@@ -63,6 +62,18 @@ class FitOptions:
         fit_pose: optimise rotation and translation (else keep the initial pose).
         fit_scale: also optimise a global scale.
         warn_mm: warn when the final median distance exceeds this (no latent explains it).
+        tolerance: early stop: Adam ends when ``patience`` steps lowered the best
+            objective by less than this fraction of it, the L-BFGS rounds when a whole
+            round does; 0 runs every step.
+        patience: Adam steps the early-stop test looks back over.
+        registered_adam: run Adam for registered targets too (else L-BFGS only: the
+            encoder's code is already close, and the per-vertex loss is smooth).
+        partial_overlap: for a partial scan, also pull the model vertices that lie over
+            the scanned part (their nearest scan point is not on the scan's border and
+            within ``overlap_factor`` x the median scan -> model distance) onto the scan;
+            the rest of the model stays free. Off by default: on the ICT partial scans
+            it measured worse (4.21 vs 3.95 mm on a held-out mesh).
+        overlap_factor: see ``partial_overlap``.
     """
 
     adam_steps: int = 120
@@ -78,6 +89,11 @@ class FitOptions:
     fit_pose: bool = True
     fit_scale: bool = False
     warn_mm: float = 5.0
+    tolerance: float = 1e-3
+    patience: int = 10
+    registered_adam: bool = False
+    partial_overlap: bool = False
+    overlap_factor: float = 3.0
 
     def check(self) -> None:
         """Raise :class:`ConfigError` on a bad value."""
@@ -89,6 +105,8 @@ class FitOptions:
             raise ConfigError("nothing to optimise: adam_steps and lbfgs_rounds are both 0")
         if self.prior_weight < 0 or self.landmark_weight < 0 or not 0 <= self.trim < 1:
             raise ConfigError("prior_weight, landmark_weight must be >= 0 and trim in [0, 1)")
+        if self.tolerance < 0 or self.patience < 1:
+            raise ConfigError("tolerance must be >= 0 and patience >= 1")
 
 
 @dataclass
@@ -161,6 +179,7 @@ class _Problem:
                 else torch.tensor(scan["normals"], dtype=torch.float32, device=device)
             )
             self.scan_tree = cKDTree(scan["points"])
+            self.scan_border = _border_points(scan)
         self.landmarks = (
             None
             if landmarks is None
@@ -171,7 +190,7 @@ class _Problem:
             if landmark_matrix is None
             else torch.as_tensor(landmark_matrix, dtype=torch.float32, device=device)
         )
-        self.match_scan = self.match_model = None
+        self.match_scan = self.match_model = self.overlap = None
 
     def parameters(self) -> list[dict]:
         lr = self.options.adam_lr
@@ -200,9 +219,15 @@ class _Problem:
         from scipy.spatial import cKDTree
 
         x = self.vertices()[2][0].cpu().numpy()  # (V, 3)
-        self.match_scan = torch.as_tensor(nearest(cKDTree(x), self.scan["points"]))  # (P,)
-        if not self.partial:
-            self.match_model = torch.as_tensor(nearest(self.scan_tree, x))  # (V,)
+        scan_dist, match_scan = cKDTree(x).query(self.scan["points"])
+        self.match_scan = torch.as_tensor(match_scan)  # (P,)
+        if not self.partial or self.options.partial_overlap:
+            model_dist, match_model = self.scan_tree.query(x)
+            self.match_model = torch.as_tensor(match_model)  # (V,)
+        if self.partial and self.options.partial_overlap:
+            limit = self.options.overlap_factor * np.median(scan_dist)
+            overlap = (model_dist <= limit) & ~self.scan_border[match_model]
+            self.overlap = torch.as_tensor(np.flatnonzero(overlap))  # model vertex ids
 
     def objective(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-item objective ``(B,)`` and data term ``(B,)`` (mm)."""
@@ -220,6 +245,13 @@ class _Problem:
                 tangent=o.tangent,
             )
             terms = [robust_mean(d, kernel=o.kernel, sigma=o.sigma_mm, trim=o.trim)]
+            if self.partial and self.overlap is not None and len(self.overlap):
+                match = self.match_model[self.overlap]
+                normals = None if self.scan_normals is None else self.scan_normals[match][None]
+                d = point_distances(
+                    x[:, self.overlap], self.scan_points[match][None], normals, tangent=o.tangent
+                )
+                terms.append(robust_mean(d, kernel=o.kernel, sigma=o.sigma_mm, trim=o.trim))
             if not self.partial:
                 normals = (
                     None if self.scan_normals is None else self.scan_normals[self.match_model][None]
@@ -242,6 +274,21 @@ class _Problem:
         return total, data
 
 
+def _border_points(scan: dict) -> np.ndarray:
+    """``(P,) bool``: scan points on the border of a mesh scan (an edge of one face only).
+
+    A point cloud has no known border: all ``False`` (the distance limit does the work).
+    """
+    points, faces = scan["points"], scan.get("faces")
+    border = np.zeros(len(points), dtype=bool)
+    if faces is None or not len(faces):
+        return border
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    border[unique[counts == 1].reshape(-1)] = True
+    return border
+
+
 def _scan_dict(scan, to_mm: float) -> dict:
     """Scan points (mm) and, for a mesh scan, its vertex normals."""
     normals = None
@@ -251,7 +298,11 @@ def _scan_dict(scan, to_mm: float) -> dict:
         normals = np.asarray(trimesh.Trimesh(scan.points, scan.faces, process=False).vertex_normals)
     elif scan.normals is not None:
         normals = scan.normals
-    return {"points": np.asarray(scan.points, np.float64) * to_mm, "normals": normals}
+    return {
+        "points": np.asarray(scan.points, np.float64) * to_mm,
+        "normals": normals,
+        "faces": np.asarray(scan.faces) if scan.has_faces else None,
+    }
 
 
 def _initial_pose(fm: FitModel, u0, *, scan, landmarks, landmark_matrix, batch):
@@ -277,6 +328,14 @@ def _initial_pose(fm: FitModel, u0, *, scan, landmarks, landmark_matrix, batch):
         )
     rotation[0], translation[0] = similarity.rotation, similarity.translation
     return rotation, translation
+
+
+def _converged(history: list[float], patience: int, tolerance: float) -> bool:
+    """Whether the last ``patience`` steps lowered the best objective by < ``tolerance`` of it."""
+    if not tolerance or len(history) <= patience:
+        return False
+    before, now = history[-patience - 1], history[-1]
+    return before - now <= tolerance * abs(now)
 
 
 def fit(
@@ -376,19 +435,30 @@ def fit(
         disable=None if progress else True,
         leave=False,
     )
+    adam_steps = options.adam_steps
+    if kind == "registered" and not options.registered_adam and options.lbfgs_rounds > 0:
+        adam_steps = 0
     adam = torch.optim.Adam(problem.parameters())
-    for _ in range(options.adam_steps):
+    history: list[float] = []
+    for _ in range(adam_steps):
         problem.refresh()
         total, data = problem.objective()
         keep_best(total, data)
         curve.append(float(total.detach().mean()))
+        history.append(float(best["total"].sum()))
+        if _converged(history, options.patience, options.tolerance):
+            break
         adam.zero_grad(set_to_none=True)
         total.sum().backward()
         adam.step()
         bar.update(1)
     lbfgs = torch.optim.LBFGS(
-        params, lr=1.0, max_iter=options.lbfgs_iterations, line_search_fn="strong_wolfe"
+        params,
+        lr=1.0,
+        max_iter=options.lbfgs_iterations,
+        line_search_fn="strong_wolfe",
     )
+    previous = curve[-1] if curve else float("inf")
     for _ in range(options.lbfgs_rounds):
         problem.refresh()
 
@@ -401,7 +471,11 @@ def fit(
             return loss
 
         lbfgs.step(closure)
+        current = curve[-1]
         bar.update(1)
+        if options.tolerance and previous - current <= options.tolerance * abs(current):
+            break
+        previous = current
     problem.refresh()
     with torch.no_grad():
         total, data = problem.objective()

@@ -43,6 +43,10 @@ class RegistrationOptions:
         frame: "template" (undo the rigid motion; datasets need aligned meshes) or "scan".
         steps: NICP schedule rows.
         distance_threshold: NICP outlier distance (fraction of the template's bbox diagonal).
+        prior: a run folder (its dataset's train split) or a prepared dataset of meshes
+            registered to the template: fit their PCA model to the scan instead of NICP.
+        prior_components: principal components kept.
+        deform: with a prior, then deform its fit onto the scan (smooth, point-to-plane).
     """
 
     template_landmarks: str | None = None
@@ -50,11 +54,31 @@ class RegistrationOptions:
     frame: str = "template"
     steps: tuple = DEFAULT_STEPS
     distance_threshold: float = 0.1
+    prior: str | None = None
+    prior_components: int = 64
+    deform: bool = True
 
     def check(self) -> None:
         """Raise :class:`ConfigError` on a bad option."""
         if self.frame not in ("template", "scan"):
             raise ConfigError(f"frame must be 'template' or 'scan', got {self.frame!r}")
+        if self.prior_components < 1:
+            raise ConfigError(f"prior_components must be >= 1, got {self.prior_components}")
+
+    def shape_prior(self, template: Template):
+        """The :class:`ShapePrior` of ``prior`` (``None`` without one), checked on the template."""
+        if self.prior is None:
+            return None
+        from deep3dmm.registration.shape_prior import load_shape_prior
+
+        prior = load_shape_prior(self.prior, components=self.prior_components)
+        if prior.num_vertices != template.num_vertices or prior.unit != template.unit:
+            raise ConfigError(
+                f"the prior {self.prior} has {prior.num_vertices} vertices in {prior.unit}, "
+                f"the template {template.num_vertices} in {template.unit}",
+                fix="use a prior built on meshes registered to this template",
+            )
+        return prior
 
 
 def load_template(path: str | os.PathLike, *, unit: str | None = None) -> Template:
@@ -80,7 +104,11 @@ def load_template(path: str | os.PathLike, *, unit: str | None = None) -> Templa
 
 
 def _register(
-    template: Template, scan_path: Path, landmarks_path: Path | None, options: RegistrationOptions
+    template: Template,
+    scan_path: Path,
+    landmarks_path: Path | None,
+    options: RegistrationOptions,
+    prior=None,
 ) -> tuple[Registration, dict, np.ndarray]:
     """Register one scan file; returns the registration, its report and the residual (mm)."""
     scan = read_scan(scan_path)
@@ -118,6 +146,8 @@ def _register(
         distance_threshold=options.distance_threshold,
         unit_scale=factor,
         notes=[note] if note else [],
+        shape_prior=prior,
+        deform=options.deform,
     )
     to_mm = UNITS[template.unit] * 1000.0
     report, residual = scan_report(registration.vertices, template.faces, scan, to_mm=to_mm)
@@ -169,7 +199,11 @@ def register_file(
     options.check()
     out = Path(out)
     registration, report, residual = _register(
-        template, Path(scan_path), None if landmarks is None else Path(landmarks), options
+        template,
+        Path(scan_path),
+        None if landmarks is None else Path(landmarks),
+        options,
+        options.shape_prior(template),
     )
     write_mesh(out, _output_vertices(registration, options.frame), template.faces)
     report["mesh"] = str(out)
@@ -190,9 +224,9 @@ def register_file(
 
 
 def _folder_task(args) -> tuple[np.ndarray | None, dict]:
-    template, path, landmarks, options = args
+    template, path, landmarks, options, prior = args
     try:
-        registration, report, _ = _register(template, path, landmarks, options)
+        registration, report, _ = _register(template, path, landmarks, options, prior)
     except Deep3DMMError as exc:
         return None, {"scan": str(path), "error": str(exc), "kind": type(exc).__name__}
     return _output_vertices(registration, options.frame), report
@@ -229,6 +263,7 @@ def register_folder(
             "no scans found", path=src, fix=f"put scans ({', '.join(SCAN_SUFFIXES)}) in the folder"
         )
     pairs = []
+    prior = options.shape_prior(template)
     for path in files:
         lmk = None
         if landmarks_dir is not None:
@@ -240,7 +275,7 @@ def register_folder(
                     path=landmarks_dir,
                     fix=f"add {path.stem}.txt (x y z rows)",
                 )
-        pairs.append((template, path, lmk, options))
+        pairs.append((template, path, lmk, options, prior))
     workers = min(resolve_workers(workers), len(pairs))
     summary = []
     with (
@@ -255,6 +290,7 @@ def register_folder(
                 "template": template.name,
                 "frame": options.frame,
                 "steps": [list(s) for s in options.steps],
+                "prior": options.prior,
             },
         ) as writer,
         tqdm(total=len(pairs), unit="scan", desc="register", disable=None) as bar,
@@ -265,7 +301,7 @@ def register_folder(
             pool = ProcessPoolExecutor(workers)
             results = pool.map(_folder_task, pairs)
         try:
-            for frame, ((_, path, _, _), (vertices, report)) in enumerate(zip(pairs, results)):
+            for frame, ((_, path, *_), (vertices, report)) in enumerate(zip(pairs, results)):
                 relative = path.relative_to(src)
                 if vertices is None:
                     if not skip_bad:

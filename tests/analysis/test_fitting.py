@@ -199,3 +199,30 @@ def test_unexplained_target_warns_with_the_residual(run_dir, tmp_path):
     )
     report = json.loads((out / "fit.json").read_text())
     assert "no latent code explains" in report["warning"]
+
+
+def test_scan_border_points_are_the_open_edges():
+    from deep3dmm.fitting.fitter import _border_points
+    from deep3dmm.mesh import shapes
+
+    vertices, faces = shapes.grid(6, 7)
+    border = _border_points({"points": vertices, "faces": faces})
+    x, y = vertices[:, 0], vertices[:, 1]
+    expected = np.isclose(x, x.min()) | np.isclose(x, x.max())
+    expected |= np.isclose(y, y.min()) | np.isclose(y, y.max())
+    np.testing.assert_array_equal(border, expected)
+    closed_v, closed_f = shapes.icosphere(1)
+    assert not _border_points({"points": closed_v, "faces": closed_f}).any()
+    assert not _border_points({"points": vertices, "faces": None}).any()
+
+
+def test_early_stop_only_on_a_flat_history():
+    from deep3dmm.fitting.fitter import _converged
+
+    falling = [10.0 * 0.9**k for k in range(30)]
+    assert not _converged(falling, 10, 1e-3)
+    flat = falling + [falling[-1] * (1 - 1e-5)] * 11
+    assert _converged(flat, 10, 1e-3) and not _converged(flat, 10, 0.0)
+    assert not _converged(flat[:5], 10, 1e-3)  # too short to tell
+    with pytest.raises(Exception, match="tolerance"):
+        FitOptions(tolerance=-1.0).check()
