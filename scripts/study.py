@@ -565,6 +565,7 @@ def write_report(runs: list[RunSpec], root: Path, docs: Path, args) -> Path:
         "",
         f"Machine: {machine_description(args.device)}.",
         "",
+        *([args.note, ""] if args.note else []),
         _schedule_text(args),
         "",
         *([published_addition(reading_rows(runs, results, converged), FULL["epochs"]), ""]
@@ -652,6 +653,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--docs", default=None, help="report path (default docs/results.md; "
                         "ROOT/results.md with --tiny)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    parser.add_argument("--note", default="", help="how the study was run (e.g. parallel "
+                        "workers), printed under the machine line of the report")
     parser.add_argument("--ablation", action="store_true", help="add the aggregation ablation "
                         "(5 more deep runs on faces)")  # fmt: skip
     return parser.parse_args(argv)
