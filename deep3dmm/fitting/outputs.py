@@ -22,12 +22,10 @@ __all__ = ["write_fit", "fit_figure", "loss_figure"]
 
 def loss_figure(curve, path: str | os.PathLike, *, adam_steps: int) -> Path:
     """The objective per Adam step, then per L-BFGS evaluation (log scale)."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no process-wide backend choice
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5, 3.2), dpi=110)
+    figure = Figure(figsize=(5, 3.2), dpi=110)
+    axis = figure.subplots()
     steps = np.arange(len(curve))
     axis.semilogy(steps[:adam_steps], curve[:adam_steps], label="Adam")
     if len(curve) > adam_steps:
@@ -39,7 +37,6 @@ def loss_figure(curve, path: str | os.PathLike, *, adam_steps: int) -> Path:
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp, format="png")
-    plt.close(figure)
     return path
 
 
