@@ -73,13 +73,18 @@ def run_command(func: Callable[[argparse.Namespace], int | None], args: argparse
     """Run ``func(args)`` as every entry point does (the CLI, ``examples/``); the exit code.
 
     The entry point opts in to its process-wide settings here (log lines on stderr, torch's
-    CSR notices hidden); a :class:`Deep3DMMError` or a missing optional dependency becomes
-    one line on stderr and exit code 2 (``args.debug`` re-raises it).
+    CSR notices hidden, ``args.threads`` torch threads when the command has that option); a
+    :class:`Deep3DMMError` or a missing optional dependency becomes one line on stderr and
+    exit code 2 (``args.debug`` re-raises it).
     """
     debug = getattr(args, "debug", False)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for message in QUIET_WARNINGS:  # torch's notices about the CSR products used on purpose
         warnings.filterwarnings("ignore", message=message)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return int(func(args) or 0)
     except Deep3DMMError as exc:

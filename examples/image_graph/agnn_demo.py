@@ -142,14 +142,8 @@ def plot_agnn_strip(videos, masks, predictions: dict, path) -> None:
         fig.savefig(tmp, dpi=70, format="png")
 
 
-def _threads(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)  # the entry point's choice, never the library's
-
-
 def run(args: argparse.Namespace) -> int:
     """Run :func:`run_agnn_demo` and print the IoU table."""
-    _threads(args)
     m = run_agnn_demo(
         args.out,
         iterations=tuple(args.iterations),

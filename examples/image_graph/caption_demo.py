@@ -145,14 +145,8 @@ def plot_attention(images: torch.Tensor, examples: dict, path) -> None:
         fig.savefig(tmp, dpi=70, format="png")
 
 
-def _threads(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)  # the entry point's choice, never the library's
-
-
 def run(args: argparse.Namespace) -> int:
     """Run :func:`run_caption_demo`; print BLEU and exact match."""
-    _threads(args)
     m = run_caption_demo(
         args.out,
         modes=tuple(args.modes),

@@ -131,14 +131,8 @@ def plot_rectified(inputs: torch.Tensor, rectified: torch.Tensor, path) -> None:
         fig.savefig(tmp, dpi=80, format="png")
 
 
-def _threads(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)  # the entry point's choice, never the library's
-
-
 def run(args: argparse.Namespace) -> int:
     """Run :func:`run_stn_demo` and print accuracies."""
-    _threads(args)
     init = None if args.init_theta is None else [args.init_theta[:3], args.init_theta[3:]]
     m = run_stn_demo(
         args.out,
