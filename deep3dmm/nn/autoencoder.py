@@ -235,7 +235,10 @@ class MeshAutoencoder(nn.Module):
             )
         x = self.from_latent(z).view(z.shape[0], *self.bottleneck)
         for pool, conv in zip(self.up_pools, self.decoder_convs):
-            x = self.activation(conv(pool(x)))
+            if isinstance(conv, SpiralConv) and isinstance(pool, FixedPool):
+                x = self.activation(conv.upsampled(x, pool))  # conv(U x), matmul first
+            else:
+                x = self.activation(conv(pool(x)))
         return self.output_conv(x)
 
     def forward(

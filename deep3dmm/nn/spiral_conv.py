@@ -9,6 +9,7 @@ from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.spiral_chunked import spiral_chunked_linear
 from deep3dmm.nn.spiral_gather import SpiralTables, spiral_gather_linear, spiral_matmul_gather
+from deep3dmm.nn.spiral_upsampled import UpsampledSpiralTables, spiral_upsampled_linear
 
 __all__ = ["SpiralConv"]
 
@@ -49,7 +50,9 @@ class SpiralConv(nn.Module):
 
     ``forward(x, rows=r)`` evaluates only the output vertices ``r`` (``y[:, r]`` without the
     others): the encoder's convolution followed by a selection pooling (D keeps some vertices)
-    computes just the vertices D keeps.
+    computes just the vertices D keeps. :meth:`upsampled` is ``self(pool(x))`` for the
+    decoder's fixed up-sampling U as one operator whose dense product runs on the coarse level
+    (:mod:`deep3dmm.nn.spiral_upsampled`).
 
     Shapes:
         - input: ``(B, V, C_in)``; ``rows``: ``(V_out,)`` long
@@ -79,6 +82,7 @@ class SpiralConv(nn.Module):
         self.linear = nn.Linear(self.in_channels * self.spiral_length, self.out_channels, bias=bias)
         self._tables: tuple[tuple, SpiralTables] | None = None
         self._row_tables: tuple[tuple, Tensor, int, Tensor, SpiralTables] | None = None
+        self._up_tables: tuple[tuple, UpsampledSpiralTables] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -96,6 +100,30 @@ class SpiralConv(nn.Module):
         if x.device.type == "cpu":
             return spiral_chunked_linear(x, tables, self.linear.weight, self.linear.bias)
         return spiral_gather_linear(x, spirals, tables, self.linear.weight, self.linear.bias)
+
+    def upsampled(self, x: Tensor, pool: nn.Module) -> Tensor:
+        """``self(pool(x))`` as one matmul-first operator: ``(B, V_c, C_in)`` -> ``(B, V, C_out)``.
+
+        ``pool``: a :class:`~deep3dmm.nn.fixed_pool.FixedPool` onto this level (V_c -> V).
+
+        Raises:
+            ConfigError: ``pool`` does not map onto this level's vertices.
+        """
+        if pool.out_vertices != self.num_vertices:
+            raise ConfigError(
+                f"SpiralConv.upsampled: the pooling maps onto {pool.out_vertices} vertices, the "
+                f"convolution has {self.num_vertices}",
+                fix="pass the up-sampling onto this convolution's level",
+            )
+        check_features(x, layer="SpiralConv", vertices=pool.in_vertices, channels=self.in_channels)
+        parts = (pool.matrix_crow, pool.matrix_col, pool.matrix_val)
+        key = (*self._spirals_key(), *((t.data_ptr(), _version(t)) for t in parts))
+        if self._up_tables is None or self._up_tables[0] != key:
+            tables = UpsampledSpiralTables(self.spirals, *parts, pool.in_vertices)
+            self._up_tables = (key, tables)
+        return spiral_upsampled_linear(
+            x, self._up_tables[1], self.linear.weight, self.linear.bias
+        )
 
     def _spirals_key(self) -> tuple:
         return (self.spirals.device, self.spirals.data_ptr(), self.spirals._version)
