@@ -32,8 +32,11 @@ from deep3dmm.nn.spiral_gather import SpiralTables
 
 __all__ = ["spiral_chunked_linear", "chunk_rows"]
 
-#: Rows per chunk and thread: 2,048 rows of L*C = 288 float32 columns are 2.4 MB.
-ROWS_PER_THREAD = 2048
+#: Rows per chunk and thread: 8,192 rows of L*C = 288 float32 columns are 9.4 MB. The encoder
+#: evaluates only the rows its pooling keeps (``SpiralConv(x, rows)``), 40k rows at most on
+#: the COMA template at batch 32, and fewer, larger calls measured faster than 2,048-row chunks
+#: (docs/benchmarks.md, attempts).
+ROWS_PER_THREAD = 8192
 
 
 def chunk_rows() -> int:
