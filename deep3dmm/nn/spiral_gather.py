@@ -96,6 +96,13 @@ class SpiralTables:
             self._batched[key] = ((self.flat[None, :] + shift[:, None]).reshape(-1), None)
         return self._batched[key][0]
 
+    def matmul_csr(self, transpose: bool, batch: int) -> tuple[Tensor, Tensor, None]:
+        """``(indices, offsets, weights)`` of the matmul-first bag sums over the batch.
+
+        ``Z -> y`` (with ``transpose``: ``dy -> dZ``); the weights are all 1 (``None``).
+        """
+        return (*self.batched("z_t" if transpose else "z", batch), None)
+
     def to(self, device) -> SpiralTables:
         """Move every table to ``device`` (drops the per-batch cache)."""
         self.flat = self.flat.to(device)
@@ -105,10 +112,22 @@ class SpiralTables:
         return self
 
 
-def _bag_sum(source: Tensor, indices: Tensor, offsets: Tensor) -> Tensor:
-    """``out[m] = sum_{e in bag m} source[indices[e]]`` (``F.embedding_bag``, mode sum)."""
+def _bag_sum(
+    source: Tensor, indices: Tensor, offsets: Tensor, weights: Tensor | None = None
+) -> Tensor:
+    """``out[m] = sum_{e in bag m} w_e source[indices[e]]`` (``F.embedding_bag``, mode sum).
+
+    ``w_e = 1`` without ``weights``.
+    """
+    if weights is not None:
+        weights = weights.to(source.dtype)
     return F.embedding_bag(
-        indices, source.contiguous(), offsets, mode="sum", include_last_offset=True
+        indices,
+        source.contiguous(),
+        offsets,
+        mode="sum",
+        per_sample_weights=weights,
+        include_last_offset=True,
     )
 
 
@@ -164,8 +183,7 @@ class _MatmulGather(torch.autograd.Function):
         w_r = weight.view(o, length, c).permute(2, 1, 0).reshape(c, length * o)  # (C_in, L*O)
         x2 = x.reshape(b * v, c)
         z = (x2 @ w_r).view(b * v * length, o)  # row (b, j, l): x_bj W_l
-        indices, offsets = tables.batched("z", b)
-        y = _bag_sum(z, indices, offsets)  # (B*V_out, O)
+        y = _bag_sum(z, *tables.matmul_csr(False, b))  # (B*V_out, O)
         if bias is not None:
             y += bias
         ctx.tables, ctx.shape, ctx.has_bias = tables, (b, v, c), bias is not None
@@ -179,8 +197,7 @@ class _MatmulGather(torch.autograd.Function):
         length = ctx.tables.length
         o = grad.shape[-1]
         grad = grad.reshape(b * ctx.tables.vertices, o)
-        indices, offsets = ctx.tables.batched("z_t", b)
-        grad_z = _bag_sum(grad, indices, offsets).view(b * v, length * o)  # (B*V, L*O)
+        grad_z = _bag_sum(grad, *ctx.tables.matmul_csr(True, b)).view(b * v, length * o)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = (grad_z @ w_r.t()).view(b, v, c)
@@ -195,5 +212,10 @@ class _MatmulGather(torch.autograd.Function):
 def spiral_matmul_gather(
     x: Tensor, tables: SpiralTables, weight: Tensor, bias: Tensor | None
 ) -> Tensor:
-    """Matmul-first spiral map (same arguments and result as :func:`spiral_gather_linear`)."""
+    """Matmul-first spiral map (same arguments and result as :func:`spiral_gather_linear`).
+
+    ``tables`` may be any object with ``length``, ``vertices`` (outputs) and
+    ``matmul_csr(transpose, batch)``, e.g. the composite tables of
+    :mod:`deep3dmm.nn.spiral_upsampled`.
+    """
     return _MatmulGather.apply(x, tables, weight, bias)

@@ -12,18 +12,19 @@ with :math:`W_r` the weight rearranged to ``(C_in, L*C_out)`` and :math:`M` (V_f
 composite sparse matrix (about 22 entries per row on the COMA hierarchy). The dense product
 runs on the coarse level (a quarter of the rows for factor 4) and the fine level is touched
 once, by one weighted bag sum (``F.embedding_bag``) that writes the output: no ``(V_f, C_in)``
-up-sampled tensor and no ``(V_f, L C_in)`` gathered one. Backward:
-:math:`\partial Z = M^\top \partial y` (a weighted bag sum over the stored transpose),
-:math:`\partial x = \partial Z\, W_r^\top`, :math:`\partial W_r = x^\top \partial Z`.
+up-sampled tensor and no ``(V_f, L C_in)`` gathered one. It is the matmul-first map of
+:mod:`deep3dmm.nn.spiral_gather` with the weighted composite tables in place of the spiral
+ones (backward :math:`\partial Z = M^\top \partial y`, a weighted bag sum over the stored
+transpose, :math:`\partial x = \partial Z\, W_r^\top`, :math:`\partial W_r = x^\top
+\partial Z`).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from deep3dmm.nn.spiral_gather import _transpose_table
+from deep3dmm.nn.spiral_gather import _transpose_table, spiral_matmul_gather
 
 __all__ = ["UpsampledSpiralTables", "spiral_upsampled_linear"]
 
@@ -39,7 +40,7 @@ class UpsampledSpiralTables:
 
     def __init__(self, spirals: Tensor, crow: Tensor, col: Tensor, val: Tensor, coarse_vertices):
         fine, length = (int(s) for s in spirals.shape)
-        self.fine, self.coarse, self.length = fine, int(coarse_vertices), length
+        self.vertices, self.coarse, self.length = fine, int(coarse_vertices), length
         device = spirals.device
         j = spirals.reshape(-1)  # position p = i*L + l reads U's row S_il
         start, count = crow[j], crow[j + 1] - crow[j]
@@ -55,7 +56,7 @@ class UpsampledSpiralTables:
         self.t_vals = self.vals[order]
         self._batched: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
 
-    def batched(self, transpose: bool, batch: int) -> tuple[Tensor, Tensor, Tensor]:
+    def matmul_csr(self, transpose: bool, batch: int) -> tuple[Tensor, Tensor, Tensor]:
         """``(cols, offsets, values)`` of ``M`` (or ``M^T``) block-diagonal over the batch."""
         key = (transpose, batch)
         if key not in self._batched:
@@ -64,7 +65,7 @@ class UpsampledSpiralTables:
                 if transpose
                 else (self.cols, self.offsets, self.vals)
             )
-            source = self.fine if transpose else self.coarse * self.length
+            source = self.vertices if transpose else self.coarse * self.length
             shift = torch.arange(batch, device=cols.device)
             cols_b = (cols[None, :] + shift[:, None] * source).reshape(-1)
             starts = (offsets[None, :-1] + shift[:, None] * cols.numel()).reshape(-1)
@@ -72,53 +73,6 @@ class UpsampledSpiralTables:
             self._batched = {k: v for k, v in self._batched.items() if k[1] == batch}
             self._batched[key] = (cols_b, torch.cat([starts, end]), vals.repeat(batch))
         return self._batched[key]
-
-
-def _weighted_bag_sum(source: Tensor, csr: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    cols, offsets, values = csr
-    return F.embedding_bag(
-        cols,
-        source,
-        offsets,
-        mode="sum",
-        per_sample_weights=values.to(source.dtype),
-        include_last_offset=True,
-    )
-
-
-class _UpsampledMatmulGather(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, tables, weight, bias):
-        b, v, c = x.shape
-        length = tables.length
-        o = weight.shape[0]
-        w_r = weight.view(o, length, c).permute(2, 1, 0).reshape(c, length * o)  # (C_in, L*O)
-        x2 = x.reshape(b * v, c)
-        z = (x2 @ w_r).view(b * v * length, o)  # row (b, k, l): x_bk W_l
-        y = _weighted_bag_sum(z, tables.batched(False, b))  # (B*V_f, O)
-        if bias is not None:
-            y += bias
-        ctx.tables, ctx.shape, ctx.has_bias = tables, (b, v, c), bias is not None
-        ctx.save_for_backward(x2, w_r)
-        return y.view(b, tables.fine, o)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x2, w_r = ctx.saved_tensors
-        b, v, c = ctx.shape
-        length = ctx.tables.length
-        o = grad.shape[-1]
-        grad = grad.reshape(b * ctx.tables.fine, o).contiguous()
-        grad_z = _weighted_bag_sum(grad, ctx.tables.batched(True, b)).view(b * v, length * o)
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = (grad_z @ w_r.t()).view(b, v, c)
-        if ctx.needs_input_grad[2]:
-            grad_wr = x2.t() @ grad_z  # (C_in, L*O)
-            grad_w = grad_wr.view(c, length, o).permute(2, 1, 0).reshape(o, length * c)
-        if ctx.has_bias and ctx.needs_input_grad[3]:
-            grad_b = grad.sum(0)
-        return grad_x, None, grad_w, grad_b
 
 
 def spiral_upsampled_linear(
@@ -132,4 +86,4 @@ def spiral_upsampled_linear(
         weight: ``(C_out, L*C_in)`` (``nn.Linear`` layout, position ``l*C_in + c``).
         bias: ``(C_out,)`` or ``None``.
     """
-    return _UpsampledMatmulGather.apply(x, tables, weight, bias)
+    return spiral_matmul_gather(x, tables, weight, bias)
