@@ -17,6 +17,8 @@ import scipy.sparse as sp
 import trimesh
 from scipy.spatial import cKDTree
 
+from deep3dmm.mesh.closest_point import closest_point
+
 __all__ = ["up_matrix"]
 
 
@@ -28,8 +30,8 @@ def up_matrix(
 ) -> sp.csr_matrix:
     """Up-sampling matrix ``U`` ``(n_fine, n_coarse)`` by closest-point projection.
 
-    Closest points are found by :func:`trimesh.proximity.closest_point` (exact, an
-    R-tree over triangle boxes; vectorised over the queried vertices). Tiny negative
+    Closest points are found by :func:`deep3dmm.mesh.closest_point.closest_point` (equal
+    to :func:`trimesh.proximity.closest_point`, with k-d tree candidates; vectorised). Tiny negative
     barycentric weights from round-off are clamped to 0 and rows renormalised to 1.
     When the coarse level has no triangles, a fine vertex maps to its nearest coarse
     vertex.
@@ -54,8 +56,7 @@ def up_matrix(
     query = np.flatnonzero(~is_kept)  # (Q,) fine vertices to project
 
     if len(query) and len(coarse_faces):
-        mesh = trimesh.Trimesh(coarse, coarse_faces, process=False, validate=False)
-        closest, _, triangle = trimesh.proximity.closest_point(mesh, fine[query])
+        closest, _, triangle = closest_point(coarse, coarse_faces, fine[query])
         corners = coarse_faces[triangle]  # (Q, 3)
         with np.errstate(divide="ignore", invalid="ignore"):  # degenerate triangles -> NaN
             weights = trimesh.triangles.points_to_barycentric(coarse[corners], closest)  # (Q, 3)
