@@ -32,16 +32,19 @@ from deep3dmm.nn.spiral_gather import SpiralTables
 
 __all__ = ["spiral_chunked_linear", "chunk_rows"]
 
-#: Rows per chunk and thread: 8,192 rows of L*C = 288 float32 columns are 9.4 MB. The encoder
-#: evaluates only the rows its pooling keeps (``SpiralConv(x, rows)``), 40k rows at most on
-#: the COMA template at batch 32, and fewer, larger calls measured faster than 2,048-row chunks
-#: (docs/benchmarks.md, attempts).
-ROWS_PER_THREAD = 8192
+#: Gathered values per chunk and thread: 2,048 rows of L*C = 288 float32 columns (2.4 MB).
+#: Narrower layers take proportionally more rows (the first layer, 27 columns, 21,845), so a
+#: thin gather is not cut into many small calls (docs/benchmarks.md, attempts).
+VALUES_PER_THREAD = 2048 * 288
 
 
-def chunk_rows() -> int:
-    """Rows per chunk: :data:`ROWS_PER_THREAD` times torch's intra-op thread count."""
-    return ROWS_PER_THREAD * max(1, torch.get_num_threads())
+def chunk_rows(columns: int = 288) -> int:
+    """Rows per chunk of a ``columns``-wide gather.
+
+    :data:`VALUES_PER_THREAD` / ``columns`` (at least 2,048) times torch's thread count.
+    """
+    per_thread = max(2048, VALUES_PER_THREAD // max(1, columns))
+    return per_thread * max(1, torch.get_num_threads())
 
 
 class _Chunks:
@@ -134,4 +137,5 @@ def spiral_chunked_linear(
         bias: ``(C_out,)`` or ``None``.
         rows: rows of the flattened batch per chunk (default :func:`chunk_rows`).
     """
-    return _ChunkedGatherLinear.apply(x, tables, weight, bias, int(rows or chunk_rows()))
+    rows = int(rows or chunk_rows(weight.shape[1]))
+    return _ChunkedGatherLinear.apply(x, tables, weight, bias, rows)
