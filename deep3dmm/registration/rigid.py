@@ -12,7 +12,9 @@ refined by rigid ICP (``trimesh.registration.icp``) from the scan onto the templ
 vertices (scale fixed by the initialisation: ICP with a free scale shrinks an open
 surface), and the candidate with the lowest ICP cost wins. ICP runs scan -> template
 so that a partial scan, whose every point has a counterpart on the template, is
-aligned without being pulled towards the missing parts.
+aligned without being pulled towards the missing parts. With landmarks, their
+Procrustes solution is the only candidate (ICP refines it): landmark-blind candidates
+(principal axes, the identity) do not compete with it.
 """
 
 from __future__ import annotations
@@ -184,22 +186,24 @@ def align_to_scan(
     scan_points = np.asarray(scan_points, np.float64)
     points = _subsample(scan_points, icp_points)
     if template_landmarks is not None and scan_landmarks is not None:
-        # template -> scan from the landmarks; ICP then refines scan -> template.
+        # template -> scan from the landmarks, the one candidate: the landmarks decide the
+        # rotation (on a near-symmetric shape a landmark-blind candidate can tie with it
+        # and win); ICP only refines it, scan -> template.
         candidates = [
             procrustes_similarity(template_landmarks, scan_landmarks, scale=scale is None)
         ]
     else:
         candidates = principal_axes_candidates(template_vertices, scan_points, scale=scale)
-    # Identity rotation too: scans are often roughly upright already, and for a symmetric
-    # shape the axis candidates tie; near-ties go to the smallest rotation.
-    first = candidates[0]
-    candidates.append(
-        Similarity(
-            first.scale,
-            np.eye(3),
-            scan_points.mean(0) - first.scale * np.asarray(template_vertices).mean(0),
+        # Identity rotation too: scans are often roughly upright already, and for a
+        # symmetric shape the axis candidates tie; near-ties go to the smallest rotation.
+        first = candidates[0]
+        candidates.append(
+            Similarity(
+                first.scale,
+                np.eye(3),
+                scan_points.mean(0) - first.scale * np.asarray(template_vertices).mean(0),
+            )
         )
-    )
     results = []
     for candidate in candidates:
         initial = candidate.inverse().matrix  # scan -> template
