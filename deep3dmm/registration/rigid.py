@@ -7,7 +7,8 @@ A similarity maps template coordinates to scan coordinates,
 With landmarks it is the least-squares (Umeyama / Procrustes) solution,
 ``trimesh.registration.procrustes`` without reflection. Without landmarks the
 centroids and principal axes of both point sets give candidate rotations (the
-eigenvectors' signs are ambiguous: the four sign patterns with determinant +1), each
+eigenvectors' signs and, for a cropped scan, their order are ambiguous: the 24 signed
+permutations of the axes with determinant +1), each
 refined by rigid ICP (``trimesh.registration.icp``) from the scan onto the template
 vertices (scale fixed by the initialisation: ICP with a free scale shrinks an open
 surface), and the candidate with the lowest ICP cost wins. ICP runs scan -> template
@@ -19,6 +20,7 @@ Procrustes solution is the only candidate (ICP refines it): landmark-blind candi
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -123,25 +125,34 @@ def _axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return center, vectors[:, order], values[order]
 
 
+def _proper_frames() -> np.ndarray:
+    """``(24, 3, 3)``: the signed permutation matrices with determinant +1."""
+    perms = np.array(list(itertools.permutations(range(3))))  # (6, 3)
+    signs = np.array(list(itertools.product((1, -1), repeat=3)))  # (8, 3)
+    frames = (signs[None, :, :, None] * np.eye(3)[perms][:, None]).reshape(-1, 3, 3)
+    return frames[np.linalg.det(frames) > 0]
+
+
 def principal_axes_candidates(
     source: np.ndarray, target: np.ndarray, *, scale: float | None = None
 ) -> list[Similarity]:
-    """The four proper similarities that map ``source``'s principal frame onto ``target``'s.
+    """The 24 proper similarities that map ``source``'s principal frame onto ``target``'s.
 
-    Eigenvectors are defined up to sign; of the eight sign patterns the four with a
-    proper rotation (determinant +1) remain. Scale: ``scale``, else the ratio of the RMS
-    radii.
+    Eigenvectors are defined up to sign, and their order up to close variances: a scan
+    with a part missing (a face cropped on one side) can trade its first and second
+    axes. Every signed permutation of the axes with determinant +1 (24 of the 48) is a
+    candidate. Scale: ``scale``, else the ratio of the RMS radii.
     """
     source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
     c_s, a_s, v_s = _axes(source)
     c_t, a_t, v_t = _axes(target)
     if scale is None:
         scale = float(np.sqrt(v_t.sum() / max(v_s.sum(), 1e-30)))
+    # rotation = A_t P A_s^T; a left-handed pair of frames flips the sign of P
+    handed = np.sign(np.linalg.det(a_t) * np.linalg.det(a_s))
     out = []
-    for signs in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
-        rotation = a_t @ np.diag(signs) @ a_s.T
-        if np.linalg.det(rotation) < 0:  # the target frame is left-handed: flip its third axis
-            rotation = a_t @ np.diag([signs[0], signs[1], -signs[2]]) @ a_s.T
+    for frame in _proper_frames():
+        rotation = a_t @ (handed * frame) @ a_s.T
         out.append(Similarity(scale, rotation, c_t - scale * rotation @ c_s))
     return out
 
