@@ -28,7 +28,13 @@ import numpy as np
 
 from deep3dmm.errors import ConfigError
 
-__all__ = ["Similarity", "procrustes_similarity", "principal_axes_candidates", "align_to_scan"]
+__all__ = [
+    "Similarity",
+    "procrustes_similarity",
+    "principal_axes_candidates",
+    "alignment_candidates",
+    "align_to_scan",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +169,12 @@ def _subsample(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     return points[np.random.default_rng(seed).choice(len(points), count, replace=False)]
 
 
-def align_to_scan(
+def _angle(rotation: np.ndarray) -> float:
+    """Rotation angle (radians) of a ``(3, 3)`` rotation."""
+    return float(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+
+
+def alignment_candidates(
     template_vertices: np.ndarray,
     template_faces: np.ndarray,
     scan_points: np.ndarray,
@@ -173,23 +184,15 @@ def align_to_scan(
     scale: float | None = None,
     icp_points: int = 3000,
     icp_iterations: int = 30,
-) -> tuple[Similarity, float]:
-    """A similarity from the template's frame to the scan's, and its ICP cost.
+) -> list[tuple[float, Similarity]]:
+    """Every ICP-refined candidate similarity template -> scan, lowest cost first.
 
-    Args:
-        template_vertices: ``(V, 3)`` template positions.
-        template_faces: ``(F, 3)`` template triangles (ICP targets the template surface).
-        scan_points: ``(P, 3)`` scan points (in the template's unit).
-        template_landmarks: ``(K, 3)`` landmark positions on the template, optional.
-        scan_landmarks: ``(K, 3)`` the same landmarks on the scan.
-        scale: a fixed scale (e.g. 1 for a model in the scan's unit), else estimated from
-            the landmarks or the point spread.
-        icp_points: scan points used by ICP (random subset).
-        icp_iterations: ICP iterations per candidate.
+    Arguments as :func:`align_to_scan`. Near-ties (cost within 5 % of the lowest) are
+    ordered by rotation angle, smallest first. With landmarks the list has one entry.
 
     Returns:
-        ``(similarity, cost)``: template -> scan, and the mean squared scan -> template
-        vertex distance after alignment (template unit squared).
+        ``[(cost, similarity), ...]``: the mean squared scan -> template vertex distance
+        after ICP (template unit squared) and the template -> scan similarity.
     """
     import trimesh
 
@@ -229,8 +232,49 @@ def align_to_scan(
         logger.debug("alignment candidate: ICP cost %.3g", cost)
         results.append((float(cost), Similarity.from_matrix(matrix).inverse()))
     lowest = min(cost for cost, _ in results)
-    ties = [(cost, s) for cost, s in results if cost <= 1.05 * lowest + 1e-15]
-    cost, best = min(
-        ties, key=lambda item: np.arccos(np.clip((np.trace(item[1].rotation) - 1) / 2, -1, 1))
+    tie = 1.05 * lowest + 1e-15
+    return sorted(
+        results,
+        key=lambda item: (item[0] > tie, _angle(item[1].rotation) if item[0] <= tie else item[0]),
     )
+
+
+def align_to_scan(
+    template_vertices: np.ndarray,
+    template_faces: np.ndarray,
+    scan_points: np.ndarray,
+    *,
+    template_landmarks: np.ndarray | None = None,
+    scan_landmarks: np.ndarray | None = None,
+    scale: float | None = None,
+    icp_points: int = 3000,
+    icp_iterations: int = 30,
+) -> tuple[Similarity, float]:
+    """A similarity from the template's frame to the scan's, and its ICP cost.
+
+    Args:
+        template_vertices: ``(V, 3)`` template positions.
+        template_faces: ``(F, 3)`` template triangles (ICP targets the template surface).
+        scan_points: ``(P, 3)`` scan points (in the template's unit).
+        template_landmarks: ``(K, 3)`` landmark positions on the template, optional.
+        scan_landmarks: ``(K, 3)`` the same landmarks on the scan.
+        scale: a fixed scale (e.g. 1 for a model in the scan's unit), else estimated from
+            the landmarks or the point spread.
+        icp_points: scan points used by ICP (random subset).
+        icp_iterations: ICP iterations per candidate.
+
+    Returns:
+        ``(similarity, cost)``: template -> scan, and the mean squared scan -> template
+        vertex distance after alignment (template unit squared).
+    """
+    cost, best = alignment_candidates(
+        template_vertices,
+        template_faces,
+        scan_points,
+        template_landmarks=template_landmarks,
+        scan_landmarks=scan_landmarks,
+        scale=scale,
+        icp_points=icp_points,
+        icp_iterations=icp_iterations,
+    )[0]
     return best, cost
