@@ -251,3 +251,44 @@ def test_partial_fit_keeps_every_scan_point(run, fm):
     d = np.sqrt(along + options.tangent * np.clip((delta**2).sum(1) - along, 0, None))
     assert result.data_mm[0] == pytest.approx(d.mean(), rel=0.03)
     assert np.sort(d)[: int(round(0.9 * len(d)))].mean() < 0.9 * d.mean()  # a trim would show
+
+
+def test_pose_screen_prefers_the_start_the_objective_prefers(run, fm):
+    """Of a wrong (90 degrees off) and a right start, the short screen keeps the right one."""
+    from deep3dmm.fitting.fitter import _initial_poses, _Problem, _scan_dict, _screen
+
+    dataset = run.open_dataset()
+    truth = np.asarray(dataset.vertices[17], np.float64)
+    motion = Similarity(1.0, random_rotation(np.random.default_rng(2), max_degrees=40), np.ones(3))
+    scan = _scan_dict(Scan(motion.apply(truth), dataset.template.faces), fm.to_mm)
+    u0 = np.zeros((1, fm.latent))
+    options = FitOptions()
+    poses = _initial_poses(
+        fm, u0, options, scan=scan, landmarks=None, landmark_matrix=None, batch=1
+    )
+    assert 1 <= len(poses) <= options.pose_starts
+    for a in range(len(poses)):  # distinct starts
+        for b in range(a):
+            turn = poses[a][0][0] @ poses[b][0][0].T
+            assert np.degrees(np.arccos(np.clip((np.trace(turn) - 1) / 2, -1, 1))) > 30
+    right = (motion.rotation[None], motion.translation[None] * fm.to_mm)
+    turn = Rotation.from_euler("z", 90, degrees=True).as_matrix()
+    wrong = (motion.rotation[None] @ turn[None], right[1])
+
+    def make(rotation, translation):
+        return _Problem(
+            fm,
+            u0,
+            rotation,
+            translation,
+            options,
+            registered=None,
+            scan=scan,
+            partial=False,
+            landmarks=None,
+            landmark_matrix=None,
+        )
+
+    assert _screen(make, [wrong, right], 10) is right
+    assert _screen(make, [right, wrong], 10) is right
+    assert _screen(make, [wrong, right], 0) is wrong  # no screen: the first start
