@@ -80,6 +80,8 @@ class FitOptions:
             tried; each runs ``screen_steps`` Adam steps of the real objective and the
             lowest objective wins. 1: the ICP winner alone.
         pose_separation: see ``pose_starts`` (degrees).
+        pose_cost_ratio: only alignments whose ICP cost is within this factor of the
+            lowest are tried (an unambiguous ICP winner costs no screen).
         screen_steps: see ``pose_starts``.
         partial_overlap: for a partial scan, also pull the model vertices that lie over
             the scanned part (their nearest scan point is not on the scan's border and
@@ -108,6 +110,7 @@ class FitOptions:
     registered_adam: bool = False
     pose_starts: int = 3
     pose_separation: float = 30.0
+    pose_cost_ratio: float = 2.0
     screen_steps: int = 20
     partial_overlap: bool = False
     overlap_factor: float = 3.0
@@ -332,7 +335,8 @@ def _initial_poses(fm: FitModel, u0, options, *, scan, landmarks, landmark_matri
 
     Without landmarks a scan gives up to ``options.pose_starts`` ICP-refined alignments of
     the mean shape (lowest ICP cost first, rotations at least ``options.pose_separation``
-    degrees apart); the others one pair.
+    degrees apart, cost within ``options.pose_cost_ratio`` of the lowest); the others one
+    pair.
     """
     from deep3dmm.registration.rigid import alignment_candidates, procrustes_similarity
 
@@ -355,9 +359,11 @@ def _initial_poses(fm: FitModel, u0, options, *, scan, landmarks, landmark_matri
         )
         similarities = []
         limit = np.deg2rad(options.pose_separation)
-        for _, candidate in ranked:  # a loop over <= 25 candidates
+        for cost, candidate in ranked:  # a loop over <= 25 candidates
             if len(similarities) == options.pose_starts:
                 break
+            if similarities and cost > options.pose_cost_ratio * ranked[0][0]:
+                break  # clearly worse than the ICP winner: not a contender
             turns = [_angle(candidate.rotation @ s.rotation.T) for s in similarities]
             if all(turn > limit for turn in turns):
                 similarities.append(candidate)
