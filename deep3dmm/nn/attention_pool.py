@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.clustered_topk import ClusteredTopK
-from deep3dmm.nn.drift_topk import DriftTopK
 from deep3dmm.nn.config import (
     ATTENTION_MODES,
     AUTO_EXACT_SCORES,
@@ -27,6 +26,7 @@ from deep3dmm.nn.sparse import (
     sampled_dot,
     to_vertex_major,
 )
+from deep3dmm.nn.topk import score_topk
 
 __all__ = [
     "AttentionPool",
@@ -207,9 +207,8 @@ class AttentionPool(nn.Module):
             topk_search == "auto" and dense_scores > AUTO_EXACT_SCORES
         )
         self._clustered = ClusteredTopK(self.top_k) if self.approximate else None
-        # exact search: candidates certified by a drift bound (a cache, not state)
-        self._exact = None if self.approximate else DriftTopK(self.top_k, chunk_rows=self.chunk_rows)
         self.frozen = False
+        self._candidates = None  # last step's wider top-k sets (a hint; see score_topk)
         if mode == "prior":
             return
         mean = in_vertices.mean(0) if mean is None else np.asarray(mean, dtype=np.float64)
@@ -273,7 +272,9 @@ class AttentionPool(nn.Module):
         if self.approximate:
             index = self._clustered(queries.detach(), keys.detach())
         else:
-            index = self._exact(queries, keys)
+            index, self._candidates, _ = score_topk(
+                queries, keys, self.top_k, candidates=self._candidates, chunk_rows=self.chunk_rows
+            )
         # cos(q_i, k_j) for the k picked pairs only: an SDDMM, differentiable in q and k
         scores = sampled_dot(self.row_pointers, index.reshape(-1), queries.t(), keys.t())
         scores = scores.view(self.out_vertices, self.top_k).clamp_min(0.0)  # (V_out, k)
@@ -337,7 +338,7 @@ class AttentionPool(nn.Module):
         for name in ("keys", "queries", "weight"):
             if hasattr(self, name):
                 delattr(self, name)
-        self._exact = self._clustered = None
+        self._candidates = self._clustered = None
         for name in ("row_pointers", "merged_crow", "prior_block_col", "prior_block_val"):
             if hasattr(self, name):
                 delattr(self, name)
