@@ -144,6 +144,8 @@ class ClusteredTopK:
 
         cand = self.candidates
         rows, width = cand.shape
+        if width == k:  # nothing to choose from: the last search's picks
+            return cand
         pointers = torch.arange(0, rows * width + 1, width, device=cand.device)
         q_rows, k_rows = queries.t().contiguous(), keys.t().contiguous()
         scores = _sddmm(pointers, cand.reshape(-1), (rows, k_rows.shape[0]), q_rows, k_rows)
@@ -153,7 +155,7 @@ class ClusteredTopK:
     def _search(self, queries: Tensor, keys: Tensor) -> Tensor:
         rows, n = queries.shape[1], keys.shape[1]
         k = min(self.k, n)
-        keep = k if self.search_every == 1 else min(self.width, n)  # columns kept per row
+        keep = k if self.search_every == 1 else min(self.width, n)  # candidates per row
         if self.assignment is None or self.assignment.shape[0] != n or (
             self.searches % self.rebuild == 0
         ):
@@ -197,6 +199,8 @@ class ClusteredTopK:
             top = best.topk(k, dim=1, sorted=False)
             self.candidates = index
             index, best = index.gather(1, top.indices), top.values
+        else:
+            self.candidates = index
         kth = best.amin(1)
         if self.certify:
             self._certify(queries, keys, centroids, assignment, near, group, index, kth, k)

@@ -46,7 +46,7 @@ TOPK_SEARCHES = ("auto", "exact", "approximate")
 AUTO_EXACT_SCORES = 50_000_000
 #: The approximate search runs its clustered search on every this many steps; the steps
 #: between rescore each row's ``2 k`` best columns of the last search (docs/benchmarks.md).
-APPROXIMATE_SEARCH_EVERY = 4
+APPROXIMATE_SEARCH_EVERY = 8
 
 option = schema.option
 
