@@ -131,7 +131,7 @@ class AttentionPool(nn.Module):
             ``"approximate"``: clustered keys (:class:`~deep3dmm.nn.clustered_topk.ClusteredTopK`),
             about ``16 * 64`` scored keys per output row instead of ``V_in``, searched on
             every :data:`APPROXIMATE_SEARCH_EVERY`-th step (the steps between rescore each
-            row's ``2 k`` best columns of the last search), its recall of the exact top-k
+            row's ``1.5 k`` best columns of the last search), its recall of the exact top-k
             measured in docs/benchmarks.md; ``"auto"``: exact up to
             :data:`AUTO_EXACT_SCORES` scores per level (every COMA-sized mesh), approximate
             above (scan resolution). Default ``"exact"``: an approximate search (and a

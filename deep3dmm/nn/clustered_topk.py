@@ -56,7 +56,7 @@ class ClusteredTopK:
             and queries (one SDDMM, ``R * width * d``) and keep the best ``k`` of them: the
             picks follow the keys' drift within those candidates. 1 (the default) searches on
             every call; ``certify`` always does.
-        width: candidates kept per row for those calls (default ``2 k``).
+        width: candidates kept per row for those calls (default ``k + k // 2``).
     """
 
     def __init__(
@@ -77,7 +77,7 @@ class ClusteredTopK:
         self.rebuild, self.iterations, self.certify = int(rebuild), int(iterations), certify
         self.chunk, self.seed = int(chunk), int(seed)
         self.search_every = 1 if certify else max(1, int(search_every))
-        self.width = 2 * self.k if width is None else max(int(width), self.k)
+        self.width = self.k + self.k // 2 if width is None else max(int(width), self.k)
         self.calls = 0  # calls of this search (rescoring ones included)
         self.searches = 0  # clustered searches run
         self.candidates: Tensor | None = None  # (R, width) the last search's best columns

@@ -45,8 +45,8 @@ TOPK_SEARCHES = ("auto", "exact", "approximate")
 #: per level and the clustered approximate search above (a 20k -> 5k level has 1e8).
 AUTO_EXACT_SCORES = 50_000_000
 #: The approximate search runs its clustered search on every this many steps; the steps
-#: between rescore each row's ``2 k`` best columns of the last search (docs/benchmarks.md).
-APPROXIMATE_SEARCH_EVERY = 8
+#: between rescore each row's ``1.5 k`` best columns of the last search (docs/benchmarks.md).
+APPROXIMATE_SEARCH_EVERY = 16
 
 option = schema.option
 

@@ -97,10 +97,10 @@ def test_auto_choice_and_option(small_hierarchy):
 
 
 def test_calls_between_searches_rescore_the_candidates():
-    """With ``search_every=3`` calls 1, 2 (mod 3) keep the last search's 2k columns and pick
-    the best k of them by the current scores; calls 0 (mod 3) search again."""
+    """With ``search_every=3`` calls 1, 2 (mod 3) keep the last search's 16 best columns and
+    pick the best 8 of them by the current scores; calls 0 (mod 3) search again."""
     q, k = attention_like(21, 200, 7).float(), attention_like(21, 2000, 8).float()
-    search = ClusteredTopK(8, cluster_size=64, probes=1000, search_every=3)  # every cluster
+    search = ClusteredTopK(8, cluster_size=64, probes=1000, search_every=3, width=16)  # all
     g = torch.Generator().manual_seed(9)
     for call in range(7):
         index = search(q, k)
