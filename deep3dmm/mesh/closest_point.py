@@ -121,6 +121,13 @@ def _candidate_pairs(
     return keys // num_faces, keys % num_faces
 
 
+def _first_minimum(values: np.ndarray, group: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Index of the first smallest value of each group (``group`` sorted, ``start`` its starts)."""
+    smallest = np.minimum.reduceat(values, start)  # (G,)
+    hit = np.flatnonzero(values == smallest[group])
+    return hit[np.r_[True, group[hit[1:]] != group[hit[:-1]]]]
+
+
 def closest_point(
     vertices: np.ndarray, faces: np.ndarray, points: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -159,11 +166,13 @@ def closest_point(
     close, squared = _project(triangles[pair_face], points[pair_point])  # (P, 3), (P,)
     vector = points[pair_point] - close  # (P, 3)
 
-    # The best two per point.
-    ranked = np.lexsort((squared, pair_point))  # by point, then distance
-    start = np.searchsorted(pair_point[ranked], np.arange(num_points))
-    count = np.diff(np.append(start, len(ranked)))
-    two = ranked[np.stack([start, np.where(count > 1, start + 1, start)], axis=1)]  # (Q, 2)
+    # The best two per point (the first of equals first, as a stable sort; the best twice
+    # when a point has one candidate). Pairs are sorted by point, each point has one.
+    start = np.searchsorted(pair_point, np.arange(num_points))  # (Q,)
+    first = _first_minimum(squared, pair_point, start)
+    masked = squared.copy()
+    masked[first] = np.inf
+    two = np.stack([first, _first_minimum(masked, pair_point, start)], axis=1)  # (Q, 2)
     two_squared = squared[two]  # (Q, 2)
     result = two[:, 0].copy()
 
