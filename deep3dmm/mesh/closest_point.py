@@ -3,23 +3,25 @@ r"""Closest point of a triangle mesh to query points: k-d tree candidates, exact
 The same answer as :func:`trimesh.proximity.closest_point` (the same Ericson region test,
 :func:`trimesh.triangles.closest_point`, on the same best two triangles, and trimesh's
 rule for near ties), found faster: trimesh collects candidate triangles by an R-tree box
-query per point; here one k-d tree over sample points of the triangles answers all
-points at once, and a distance bound keeps the candidates few.
+query per point; here k-d trees over sample points of the triangles answer all points at
+once (one dual-tree search), and a distance bound keeps the candidates few.
 
 Why the candidates are enough. Each triangle :math:`t` (radius :math:`r_t` about its
-centroid) is cut into :math:`n_t^2` similar sub-triangles, :math:`n_t = \lceil r_t / r_0
-\rceil` with :math:`r_0` the median radius; their centroids are the samples, and every
-point of :math:`t` lies within :math:`r_0` of one of them. For a query :math:`p` let
-:math:`u_2` be the second smallest, over distinct triangles, of the distance to a sample
-(a point of that triangle, so an upper bound). The best two triangles are then within
-:math:`u_2`, so each has a sample within :math:`u_2 + r_0`:
+centroid) is cut into :math:`n_t^2` similar sub-triangles of radius
+:math:`\rho_t = r_t / n_t \le r_0`, :math:`n_t = \lceil r_t / r_0 \rceil` with :math:`r_0`
+the median radius; their centroids are the samples, and every point of :math:`t` lies
+within :math:`\rho_t` of one of them. For a query :math:`p` let :math:`d_1` be the exact
+distance to the triangle of its nearest sample. trimesh keeps the best triangle unless the
+runner-up's squared distance is within ``tol.merge`` of it, so only triangles with
+:math:`d(p, t)^2 \le d_1^2 + \mathrm{tol}` can be the answer or change it; with
+:math:`b = \sqrt{d_1^2 + \mathrm{tol}}`,
 
 .. math::
-    d(p, t) \le u_2 \;\Rightarrow\; \min_{s \in t} \lVert p - s \rVert \le u_2 + r_0.
+    d(p, t) \le b \;\Rightarrow\; \exists s \in t: \lVert p - s \rVert - \rho_t \le b
+    \quad (\lVert p - s \rVert \le b + r_0).
 
-The k nearest samples are asked (k doubled for points whose k-th sample still lies
-within :math:`u_2 + r_0`), triangles whose nearest sample is farther than
-:math:`u_2 + r_0` are dropped, and the rest are projected exactly.
+Every sample within :math:`b + r_0` is listed, triangles with a sample passing the test
+are projected exactly, and the best two of them decide as in trimesh.
 """
 
 from __future__ import annotations
