@@ -127,3 +127,16 @@ def test_up_matrix_equals_trimesh_on_the_coma_template(coma_template_path):
         np.linalg.norm(reference - fine, axis=1)[differ],
         atol=1e-7,
     )
+
+
+def test_up_matrix_maps_onto_degenerate_triangles_exactly():
+    """A fine vertex on a zero-area coarse triangle maps to itself, not to a corner."""
+    coarse = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [0, 5, 0], [5, 5, 5], [0.0, 0, 0]])
+    faces = np.array([[0, 1, 2], [3, 4, 3], [5, 5, 5]])  # collinear, two corners equal, a point
+    fine = np.concatenate([coarse, [[1.4, 0, 0], [2.5, 5, 2.5], [0.3, 0, -1e-9]]])
+    up = up_matrix(fine, coarse, faces, np.arange(len(coarse))).toarray()
+    np.testing.assert_allclose(up.sum(axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(
+        up[6:] @ coarse, [[1.4, 0, 0], [2.5, 5, 2.5], [0.3, 0, 0]], atol=1e-6
+    )
+    assert (np.count_nonzero(up[6:], axis=1) == 2).all()
