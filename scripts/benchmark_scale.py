@@ -106,8 +106,11 @@ def inference(model, data):
     return run
 
 
-def previous_spiral_forward(conv, x):
-    """deep3dmm's SpiralConv before the gathering backward: autograd through index_select."""
+def previous_spiral_forward(conv, x, rows=None):
+    """deep3dmm's SpiralConv before the gathering backward: autograd through index_select
+    (the whole level convolved, then ``rows`` selected, as the pooling D did)."""
+    if rows is not None:
+        return previous_spiral_forward(conv, x).index_select(1, rows)
     b, v, c = x.shape
     if not conv.matmul_first:
         gathered = x.index_select(1, conv.spirals.view(-1))
@@ -127,6 +130,7 @@ def with_previous_spiral(model):
     for module in model.modules():
         if isinstance(module, SpiralConv):
             module.forward = previous_spiral_forward.__get__(module)
+            module.upsampled = lambda x, pool, conv=module: previous_spiral_forward(conv, pool(x))
     return model
 
 
