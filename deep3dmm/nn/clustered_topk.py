@@ -209,16 +209,21 @@ class ClusteredTopK:
     def _merge(self, q_rows, k_rows, index, best, previous, group, assignment, near):
         """Best ``keep`` of this call's ``(R, keep)`` and the last ``(R, k)`` picks, rescored.
 
-        Previous columns inside a probed cluster were scored already; only the others are
-        scored (one dot product each), so no column appears twice.
+        Previous columns inside a probed cluster were scored already (their new scores are
+        masked out), so no column appears twice. The previous picks are scored by one SDDMM
+        (no ``(R k, d)`` gathered copies: 430 MB at 80k vertices, k = 32).
         """
+        from deep3dmm.nn.sparse import _sddmm
+
         clusters, keep = near.shape[0], index.shape[1]
+        rows, k = previous.shape
         probed = torch.zeros(clusters, clusters, dtype=torch.bool, device=index.device)
         probed[torch.arange(clusters, device=index.device)[:, None], near] = True
-        row, slot = (~probed[group[:, None], assignment[previous]]).nonzero(as_tuple=True)
-        scores = torch.full(previous.shape, float("-inf"), dtype=best.dtype, device=best.device)
-        column = previous[row, slot]
-        scores[row, slot] = (q_rows[row] * k_rows[column]).sum(1)
+        pointers = torch.arange(0, rows * k + 1, k, device=index.device)
+        scores = _sddmm(pointers, previous.reshape(-1), (rows, k_rows.shape[0]), q_rows, k_rows)
+        scores = scores.view(rows, k).masked_fill(
+            probed[group[:, None], assignment[previous]], float("-inf")
+        )
         top = torch.cat([best, scores], 1).topk(keep, dim=1, sorted=False)
         return torch.cat([index, previous], 1).gather(1, top.indices), top.values
 
