@@ -109,6 +109,18 @@ def trimesh_up_matrix(fine, coarse, coarse_faces, kept):
     return sp.csr_matrix((data, (rows, cols)), shape=(len(fine), len(coarse))), query
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_up_matrix_equals_trimesh_on_random_meshes(seed):
+    vertices, faces, _ = random_mesh(seed)
+    (kept,), (coarse_faces,) = quadric_decimation(vertices, faces, [4])
+    coarse = vertices[kept]
+    expected, _ = trimesh_up_matrix(vertices, coarse, coarse_faces, kept)
+    up = up_matrix(vertices, coarse, coarse_faces, kept)
+    difference = np.abs(up - expected).max(axis=1).toarray().ravel()
+    differ = np.flatnonzero(difference > 1e-6)
+    assert len(differ) == len(ambiguous(coarse, coarse_faces, vertices[differ])) <= 2
+
+
 def test_up_matrix_equals_trimesh_on_the_coma_template(coma_template_path):
     template = Template.load(coma_template_path)
     fine, faces = template.vertices.astype(np.float64), template.faces
