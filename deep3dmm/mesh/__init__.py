@@ -3,6 +3,7 @@
 from deep3dmm._lazy import lazy_exports
 
 _EXPORTS = {
+    "closest_point": "deep3dmm.mesh.closest_point",
     "HierarchyConfig": "deep3dmm.mesh.config",
     "down_matrix": "deep3dmm.mesh.decimation",
     "quadric_decimation": "deep3dmm.mesh.decimation",
@@ -30,6 +31,7 @@ __all__ = [
     "MeshInfo",
     "Template",
     "UNITS",
+    "closest_point",
     "default_cache_dir",
     "down_matrix",
     "guess_unit",

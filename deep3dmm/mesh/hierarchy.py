@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 HIERARCHY_FORMAT = 1
 #: Version of the construction (decimation use, D/U, spirals, Laplacians): bump it whenever
 #: the same inputs would give another hierarchy, so caches built by older code are not reused.
-HIERARCHY_CODE_VERSION = 1
+#: 2: closest points by deep3dmm.mesh.closest_point (U rows that round-off decides may differ).
+HIERARCHY_CODE_VERSION = 2
 _SPARSE = ("down", "up", "adjacency", "laplacian")
 
 

@@ -153,6 +153,71 @@ def _geodesic_distance(vertices: np.ndarray, faces: np.ndarray, sources: np.ndar
     return dijkstra(graph, directed=False, indices=sources, min_only=True)
 
 
+def _next_ring(
+    ring: np.ndarray,
+    valence: np.ndarray,
+    last_rows: np.ndarray,
+    last_values: np.ndarray,
+    seen: np.ndarray,
+    count: np.ndarray,
+    need: int,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ring ``k + 1`` of each spiral, walked lazily: a row stops once it holds ``need`` entries.
+
+    Ring ``k`` is given as ``(last_rows, last_values)`` (sorted by row, in spiral order).
+    Step ``j`` takes the ``j``-th ring-``k`` vertex ``w`` of every row still short and
+    appends ``w``'s neighbours not in ``seen`` (rings ``<= k``; sorted ``row * n + vertex``
+    keys), counter-clockwise from right after a visited one, dropping those an earlier
+    ``w`` of the same row brought. Rows that stop early never grow another ring; the
+    others get their whole ring ``k + 1``, in the same order as a full walk. ``count``
+    ``(n,)`` is updated in place.
+
+    Returns:
+        ``(rows, values)`` of the new entries, sorted by row, in spiral order.
+    """
+    first_of_row = np.flatnonzero(np.r_[True, last_rows[1:] != last_rows[:-1]])
+    position = np.arange(len(last_rows)) - np.repeat(
+        first_of_row, np.diff(np.r_[first_of_row, len(last_rows)])
+    )
+    found = np.zeros(0, dtype=np.int64)  # sorted keys of this ring's entries so far
+    out_rows, out_values = [], []
+    for step in range(int(position.max()) + 1 if len(position) else 0):
+        take = np.flatnonzero(position == step)
+        take = take[count[last_rows[take]] < need]
+        if not len(take):
+            break
+        row_of, w = last_rows[take], last_values[take]  # (T,) one w per row
+        # Expand each w into its ordered neighbours (entry, j, u).
+        size = valence[w]
+        entry = np.repeat(np.arange(len(take)), size)
+        group_start = np.concatenate([[0], np.cumsum(size)[:-1]])
+        j = np.arange(len(entry)) - group_start[entry]
+        rows = row_of[entry]
+        values = ring[w[entry], j]
+        inside = _contains(seen, rows * n + values)
+        previous = group_start[entry] + (j - 1) % size[entry]
+        boundary = inside[previous] & ~inside  # an unvisited vertex right after a visited one
+        first_new = np.full(len(take), np.iinfo(np.int64).max)
+        np.minimum.at(first_new, entry[boundary], j[boundary])
+        first_new[first_new == np.iinfo(np.int64).max] = 0
+        rotated = (j - first_new[entry]) % size[entry]
+        order = np.lexsort((rotated, entry))  # entries are sorted by row
+        new = order[~inside[order]]
+        rows, values = rows[new], values[new]
+        keys = rows * n + values
+        fresh = ~_contains(found, keys)  # not brought by an earlier w of the row
+        rows, values, keys = rows[fresh], values[fresh], keys[fresh]
+        found = np.sort(np.concatenate([found, keys]))
+        out_rows.append(rows)
+        out_values.append(values)
+        count += np.bincount(rows, minlength=n)
+    rows = np.concatenate(out_rows) if out_rows else np.zeros(0, dtype=np.int64)
+    values = np.concatenate(out_values) if out_values else np.zeros(0, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")  # steps in order within each row
+    return rows[order], values[order]
+
+
 def spiral_indices(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -210,28 +275,9 @@ def spiral_indices(
         last_rows, last_values = last_rows[wanted], last_values[wanted]
         if not len(last_rows):
             break
-        # Expand each last-ring vertex w into its ordered neighbours (c, entry, j, u).
-        size = valence[last_values]
-        entry = np.repeat(np.arange(len(last_rows)), size)
-        group_start = np.concatenate([[0], np.cumsum(size)[:-1]])
-        j = np.arange(len(entry)) - group_start[entry]
-        rows = last_rows[entry]
-        values = ring[last_values[entry], j]
-        inside = _contains(seen, rows * n + values)
-        previous = group_start[entry] + (j - 1) % size[entry]
-        boundary = inside[previous] & ~inside  # an unvisited vertex right after a visited one
-        first_new = np.full(len(last_rows), np.iinfo(np.int64).max)
-        np.minimum.at(first_new, entry[boundary], j[boundary])
-        first_new[first_new == np.iinfo(np.int64).max] = 0
-        rotated = (j - first_new[entry]) % size[entry]
-        order = np.lexsort((rotated, entry))  # entries are already sorted by row
-        new = order[~inside[order]]
-        rows, values = rows[new], values[new]
-        keep = _first_occurrences(rows * n + values)
-        rows, values = rows[keep], values[keep]
+        rows, values = _next_ring(ring, valence, last_rows, last_values, seen, count, need, n)
         chunks_rows.append(rows)
         chunks_values.append(values)
-        count += np.bincount(rows, minlength=n)
         seen = np.sort(np.concatenate([seen, rows * n + values]))
         last_rows, last_values = rows, values
 

@@ -196,10 +196,16 @@ class MeshAutoencoder(nn.Module):
             )
 
     def _features(self, x: Tensor) -> Tensor:
-        """``(B, V_0, 3)`` meshes -> ``(B, V_L * C_L)`` flattened bottleneck features."""
+        """``(B, V_0, 3)`` meshes -> ``(B, V_L * C_L)`` flattened bottleneck features.
+
+        When D selects vertices (fixed pooling: one 1 per row), ``D act(conv(x))`` is
+        ``act(conv(x)[kept])``: the spiral convolution is evaluated at the kept vertices only
+        (a quarter of the rows for factor 4), the same numbers.
+        """
         self._check_input(x)
         for conv, pool in zip(self.encoder_convs, self.down_pools):
-            x = pool(self.activation(conv(x)))
+            kept = _kept_vertices(conv, pool)
+            x = pool(self.activation(conv(x))) if kept is None else self.activation(conv(x, kept))
         return x.reshape(x.shape[0], -1)
 
     def encode(self, x: Tensor) -> Tensor:
@@ -229,7 +235,10 @@ class MeshAutoencoder(nn.Module):
             )
         x = self.from_latent(z).view(z.shape[0], *self.bottleneck)
         for pool, conv in zip(self.up_pools, self.decoder_convs):
-            x = self.activation(conv(pool(x)))
+            if isinstance(conv, SpiralConv) and isinstance(pool, FixedPool):
+                x = self.activation(conv.upsampled(x, pool))  # conv(U x), matmul first
+            else:
+                x = self.activation(conv(pool(x)))
         return self.output_conv(x)
 
     def forward(
@@ -257,3 +266,10 @@ class MeshAutoencoder(nn.Module):
             f"channels={list(o.channels)}, vertices={self.num_vertices}, frozen={self.frozen}"
             + (f", variational=True, beta={o.beta:g}" if o.variational else "")
         )
+
+
+def _kept_vertices(conv: nn.Module, pool: nn.Module) -> Tensor | None:
+    """The vertices a selecting fixed pooling keeps, when ``conv`` can evaluate them alone."""
+    if isinstance(conv, SpiralConv) and isinstance(pool, FixedPool):
+        return pool.selection()
+    return None

@@ -60,6 +60,21 @@ class FixedPool(nn.Module):
         y = constant_spmm(a, a_t, to_vertex_major(x))  # (V_out, B*C)
         return from_vertex_major(y, x.shape[0])
 
+    def selection(self) -> Tensor | None:
+        """The kept vertices ``(V_out,)`` when ``M`` selects, else ``None``.
+
+        ``M`` selects when every row holds one entry equal to 1 (``M x = x[kept]``: D of a
+        COMA hierarchy). Cached while the buffers are unchanged.
+        """
+        crow, col, val = self.matrix_crow, self.matrix_col, self.matrix_val
+        key = (crow.data_ptr(), col.data_ptr(), val.data_ptr(), col._version, val._version)
+        cached = self.__dict__.get("_selection")
+        if cached is None or cached[0] != key:
+            ones = bool((crow.diff() == 1).all()) and bool((val == 1).all())
+            with torch.inference_mode(False):  # a normal tensor even when first called there
+                cached = self._selection = (key, col.clone() if ones else None)
+        return cached[1]
+
     def _batched_csr(self, name: str, batch: int) -> tuple[Tensor, Tensor, Tensor]:
         """CSR arrays of ``name`` repeated for ``batch`` samples (block diagonal), cached."""
         crow, col, val = (getattr(self, f"{name}_{part}") for part in ("crow", "col", "val"))

@@ -32,8 +32,11 @@ from deep3dmm.nn.spiral_gather import SpiralTables
 
 __all__ = ["spiral_chunked_linear", "chunk_rows"]
 
-#: Rows per chunk and thread: 2,048 rows of L*C = 288 float32 columns are 2.4 MB.
-ROWS_PER_THREAD = 2048
+#: Rows per chunk and thread: 8,192 rows of L*C = 288 float32 columns are 9.4 MB. The encoder
+#: evaluates only the rows its pooling keeps (``SpiralConv(x, rows)``), 40k rows at most on
+#: the COMA template at batch 32, and fewer, larger calls measured faster than 2,048-row chunks
+#: (docs/benchmarks.md, attempts).
+ROWS_PER_THREAD = 8192
 
 
 def chunk_rows() -> int:
@@ -42,21 +45,28 @@ def chunk_rows() -> int:
 
 
 class _Chunks:
-    """Per-chunk slices of the batched gather and transposed tables (cached per batch)."""
+    """Per-chunk slices of the batched gather and transposed tables (cached per batch).
+
+    ``forward``: ``(start, end, gather rows)`` over the ``B*V_out`` output rows;
+    ``backward``: ``(start, end, dZ bag rows, bag offsets)`` over the ``B*V_in`` input rows.
+    """
 
     def __init__(self, tables: SpiralTables, batch: int, rows: int):
         length = tables.length
-        n = batch * tables.vertices
-        gather = tables.batched_gather(batch)  # (B*V*L,) rows of the flat (B*V, C) input
+        gather = tables.batched_gather(batch)  # (B*V_out*L,) rows of the flat (B*V_in, C) input
         z_t, z_t_offsets = tables.batched("z_t", batch)
-        self.spans = []
+        self.forward = []
+        n = batch * tables.vertices
+        for start in range(0, n, rows):
+            end = min(n, start + rows)
+            self.forward.append((start, end, gather[start * length : end * length]))
+        self.backward = []
+        n = batch * tables.in_vertices
         for start in range(0, n, rows):
             end = min(n, start + rows)
             bags = z_t_offsets[start * length : end * length + 1]
             first, last = int(bags[0]), int(bags[-1])
-            self.spans.append(
-                (start, end, gather[start * length : end * length], z_t[first:last], bags - first)
-            )
+            self.backward.append((start, end, z_t[first:last], bags - first))
 
 
 def _chunks(tables: SpiralTables, batch: int, rows: int) -> _Chunks:
@@ -73,16 +83,16 @@ class _ChunkedGatherLinear(torch.autograd.Function):
         o = weight.shape[0]
         xf = x.reshape(b * v, c)
         wt = weight.t()  # (L*C_in, C_out)
-        out = x.new_empty(b * v, o)
+        out = x.new_empty(b * tables.vertices, o)
         chunks = _chunks(tables, b, rows)
-        for start, end, index, _, _ in chunks.spans:
+        for start, end, index in chunks.forward:
             g = xf.index_select(0, index).view(end - start, -1)  # (rows, L*C_in)
             torch.mm(g, wt, out=out[start:end])
         if bias is not None:  # one pass (addmm per chunk copied the broadcast bias first)
             out.add_(bias)
         ctx.chunks, ctx.shape, ctx.has_bias = chunks, (b, v, c), bias is not None
         ctx.save_for_backward(xf, weight)
-        return out.view(b, v, o)
+        return out.view(b, tables.vertices, o)
 
     @staticmethod
     def backward(ctx, grad):
@@ -90,22 +100,21 @@ class _ChunkedGatherLinear(torch.autograd.Function):
         b, v, c = ctx.shape
         o = weight.shape[0]
         length = weight.shape[1] // c
-        grad = grad.reshape(b * v, o).contiguous()
+        grad = grad.reshape(-1, o).contiguous()  # (B*V_out, C_out)
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
         grad_x = xf.new_empty(b * v, c) if need_x else None
         grad_wr = weight.new_zeros(c, length * o) if need_x and need_w else None  # (C_in, L*O)
         grad_w = weight.new_zeros(o, length * c) if need_w and not need_x else None
         w_rt = weight.view(o, length, c).transpose(0, 1).reshape(length * o, c)  # (L*O, C_in)
-        for start, end, index, z_t, z_offsets in ctx.chunks.spans:
-            if need_x:
-                dz = F.embedding_bag(z_t, grad, z_offsets, mode="sum", include_last_offset=True)
-                dz = dz.view(end - start, length * o)  # (rows, L*O): dZ of rows start..end
-                torch.mm(dz, w_rt, out=grad_x[start:end])
-                if need_w:
-                    grad_wr.addmm_(xf[start:end].t(), dz)
-            elif need_w:  # no dZ needed: the (cheap, C_in-wide) gathered chunk again
-                g = xf.index_select(0, index).view(end - start, -1)  # (rows, L*C_in)
-                grad_w.addmm_(grad[start:end].t(), g)
+        for start, end, z_t, z_offsets in ctx.chunks.backward if need_x else []:
+            dz = F.embedding_bag(z_t, grad, z_offsets, mode="sum", include_last_offset=True)
+            dz = dz.view(end - start, length * o)  # (rows, L*O): dZ of input rows start..end
+            torch.mm(dz, w_rt, out=grad_x[start:end])
+            if need_w:
+                grad_wr.addmm_(xf[start:end].t(), dz)
+        for start, end, index in ctx.chunks.forward if need_w and not need_x else []:
+            g = xf.index_select(0, index).view(end - start, -1)  # the C_in-wide chunk again
+            grad_w.addmm_(grad[start:end].t(), g)
         if grad_wr is not None:
             grad_w = grad_wr.view(c, length, o).permute(2, 1, 0).reshape(o, length * c)
         grad_b = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
@@ -116,10 +125,10 @@ class _ChunkedGatherLinear(torch.autograd.Function):
 def spiral_chunked_linear(
     x: Tensor, tables: SpiralTables, weight: Tensor, bias: Tensor | None, *, rows: int | None = None
 ) -> Tensor:
-    """Gather-first spiral map in row chunks: ``(B, V, C_in)`` -> ``(B, V, C_out)``.
+    """Gather-first spiral map in row chunks: ``(B, V_in, C_in)`` -> ``(B, V_out, C_out)``.
 
     Args:
-        x: ``(B, V, C_in)``.
+        x: ``(B, V_in, C_in)``.
         tables: :class:`~deep3dmm.nn.spiral_gather.SpiralTables` of the spirals.
         weight: ``(C_out, L*C_in)`` (``nn.Linear`` layout, position ``l*C_in + c``).
         bias: ``(C_out,)`` or ``None``.

@@ -43,19 +43,22 @@ class SpiralTables:
     """Index tables of one spiral level for both orders, expanded per batch size on demand.
 
     Args:
-        spirals: ``(V, L)`` long.
+        spirals: ``(V_out, L)`` long indices into ``V_in`` input vertices (``V_out < V_in``
+            when only some outputs are wanted, e.g. the vertices a selection pooling keeps).
+        in_vertices: ``V_in`` (default ``V_out``: the square table of a level).
     """
 
-    def __init__(self, spirals: Tensor):
+    def __init__(self, spirals: Tensor, in_vertices: int | None = None):
         v, length = spirals.shape
         self.vertices, self.length = int(v), int(length)
+        self.in_vertices = self.vertices if in_vertices is None else int(in_vertices)
         flat = spirals.reshape(-1)
-        self.flat = flat  # (V*L,) the spiral of vertex i at positions i*L .. i*L+L-1
+        self.flat = flat  # (V_out*L,) the spiral of output i at positions i*L .. i*L+L-1
         # gather first: the gradient of x_j gathers the rows i*L + l of dG with S_il = j
-        self.gather_t, self.gather_t_offsets = _transpose_table(flat, self.vertices)
+        self.gather_t, self.gather_t_offsets = _transpose_table(flat, self.in_vertices)
         # matmul first: y_i sums the rows S_il*L + l of Z (bags of L); dZ_(j,l) sums dy_i
         self.z_rows = (spirals * length + torch.arange(length, device=spirals.device)).reshape(-1)
-        z_t, self.z_t_offsets = _transpose_table(self.z_rows, self.vertices * self.length)
+        z_t, self.z_t_offsets = _transpose_table(self.z_rows, self.in_vertices * self.length)
         self.z_t = torch.div(z_t, length, rounding_mode="floor")  # the vertex i of (i, l)
         self.z_offsets = torch.arange(0, self.z_rows.numel() + 1, length, device=spirals.device)
         self._batched: dict[tuple, tuple[Tensor, Tensor]] = {}
@@ -68,13 +71,12 @@ class SpiralTables:
         """
         key = (name, batch)
         if key not in self._batched:
-            rows = self.vertices * self.length
             index, offsets, source = {
-                # dG (B*V*L rows) -> dx: one bag per vertex j
-                "gather_t": (self.gather_t, self.gather_t_offsets, rows),
-                # Z (B*V*L rows) -> y: bags of L per vertex i
-                "z": (self.z_rows, self.z_offsets, rows),
-                # dy (B*V rows) -> dZ: one bag per (j, l)
+                # dG (B*V_out*L rows) -> dx: one bag per input vertex j
+                "gather_t": (self.gather_t, self.gather_t_offsets, self.vertices * self.length),
+                # Z (B*V_in*L rows) -> y: bags of L per output vertex i
+                "z": (self.z_rows, self.z_offsets, self.in_vertices * self.length),
+                # dy (B*V_out rows) -> dZ: one bag per (j, l)
                 "z_t": (self.z_t, self.z_t_offsets, self.vertices),
             }[name]
             shift = torch.arange(batch, device=index.device)
@@ -86,13 +88,20 @@ class SpiralTables:
         return self._batched[key]
 
     def batched_gather(self, batch: int) -> Tensor:
-        """``(B*V*L,)`` rows of the flattened ``(B*V, C)`` input along every spiral, by sample."""
+        """``(B*V_out*L,)`` rows of the flat ``(B*V_in, C)`` input along every spiral, by sample."""
         key = ("gather", batch)
         if key not in self._batched:
-            shift = torch.arange(batch, device=self.flat.device) * self.vertices
+            shift = torch.arange(batch, device=self.flat.device) * self.in_vertices
             self._batched = {k: v for k, v in self._batched.items() if k[1] == batch}
             self._batched[key] = ((self.flat[None, :] + shift[:, None]).reshape(-1), None)
         return self._batched[key][0]
+
+    def matmul_csr(self, transpose: bool, batch: int) -> tuple[Tensor, Tensor, None]:
+        """``(indices, offsets, weights)`` of the matmul-first bag sums over the batch.
+
+        ``Z -> y`` (with ``transpose``: ``dy -> dZ``); the weights are all 1 (``None``).
+        """
+        return (*self.batched("z_t" if transpose else "z", batch), None)
 
     def to(self, device) -> SpiralTables:
         """Move every table to ``device`` (drops the per-batch cache)."""
@@ -103,10 +112,22 @@ class SpiralTables:
         return self
 
 
-def _bag_sum(source: Tensor, indices: Tensor, offsets: Tensor) -> Tensor:
-    """``out[m] = sum_{e in bag m} source[indices[e]]`` (``F.embedding_bag``, mode sum)."""
+def _bag_sum(
+    source: Tensor, indices: Tensor, offsets: Tensor, weights: Tensor | None = None
+) -> Tensor:
+    """``out[m] = sum_{e in bag m} w_e source[indices[e]]`` (``F.embedding_bag``, mode sum).
+
+    ``w_e = 1`` without ``weights``.
+    """
+    if weights is not None:
+        weights = weights.to(source.dtype)
     return F.embedding_bag(
-        indices, source.contiguous(), offsets, mode="sum", include_last_offset=True
+        indices,
+        source.contiguous(),
+        offsets,
+        mode="sum",
+        per_sample_weights=weights,
+        include_last_offset=True,
     )
 
 
@@ -114,17 +135,17 @@ class _GatherLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, spirals, tables, weight, bias):
         b, v, c = x.shape
-        gathered = x.index_select(1, spirals.view(-1)).view(b * v, -1)  # (B*V, L*C_in)
+        gathered = x.index_select(1, spirals.view(-1)).view(b * tables.vertices, -1)
         y = gathered @ weight.t() if bias is None else torch.addmm(bias, gathered, weight.t())
         ctx.tables, ctx.shape, ctx.has_bias = tables, (b, v, c), bias is not None
         ctx.save_for_backward(gathered, weight)
-        return y.view(b, v, -1)
+        return y.view(b, tables.vertices, -1)
 
     @staticmethod
     def backward(ctx, grad):
         gathered, weight = ctx.saved_tensors
         b, v, c = ctx.shape
-        grad = grad.reshape(b * v, -1)  # (B*V, C_out)
+        grad = grad.reshape(gathered.shape[0], -1)  # (B*V_out, C_out)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_g = (grad @ weight).view(-1, c)  # (B*V*L, C_in)
@@ -144,7 +165,7 @@ def spiral_gather_linear(
 
     Args:
         x: ``(B, V, C_in)``.
-        spirals: ``(V, L)`` long.
+        spirals: ``(V_out, L)`` long.
         tables: :class:`SpiralTables` of ``spirals`` (same device).
         weight: ``(C_out, L*C_in)``, position ``l*C_in + c`` multiplying channel ``c`` of the
             spiral's ``l``-th vertex.
@@ -162,13 +183,12 @@ class _MatmulGather(torch.autograd.Function):
         w_r = weight.view(o, length, c).permute(2, 1, 0).reshape(c, length * o)  # (C_in, L*O)
         x2 = x.reshape(b * v, c)
         z = (x2 @ w_r).view(b * v * length, o)  # row (b, j, l): x_bj W_l
-        indices, offsets = tables.batched("z", b)
-        y = _bag_sum(z, indices, offsets)  # (B*V, O)
+        y = _bag_sum(z, *tables.matmul_csr(False, b))  # (B*V_out, O)
         if bias is not None:
-            y = y + bias
+            y += bias
         ctx.tables, ctx.shape, ctx.has_bias = tables, (b, v, c), bias is not None
         ctx.save_for_backward(x2, w_r)
-        return y.view(b, v, o)
+        return y.view(b, tables.vertices, o)
 
     @staticmethod
     def backward(ctx, grad):
@@ -176,9 +196,8 @@ class _MatmulGather(torch.autograd.Function):
         b, v, c = ctx.shape
         length = ctx.tables.length
         o = grad.shape[-1]
-        grad = grad.reshape(b * v, o)
-        indices, offsets = ctx.tables.batched("z_t", b)
-        grad_z = _bag_sum(grad, indices, offsets).view(b * v, length * o)  # (B*V, L*O)
+        grad = grad.reshape(b * ctx.tables.vertices, o)
+        grad_z = _bag_sum(grad, *ctx.tables.matmul_csr(True, b)).view(b * v, length * o)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = (grad_z @ w_r.t()).view(b, v, c)
@@ -193,5 +212,10 @@ class _MatmulGather(torch.autograd.Function):
 def spiral_matmul_gather(
     x: Tensor, tables: SpiralTables, weight: Tensor, bias: Tensor | None
 ) -> Tensor:
-    """Matmul-first spiral map (same arguments and result as :func:`spiral_gather_linear`)."""
+    """Matmul-first spiral map (same arguments and result as :func:`spiral_gather_linear`).
+
+    ``tables`` may be any object with ``length``, ``vertices`` (outputs) and
+    ``matmul_csr(transpose, batch)``, e.g. the composite tables of
+    :mod:`deep3dmm.nn.spiral_upsampled`.
+    """
     return _MatmulGather.apply(x, tables, weight, bias)

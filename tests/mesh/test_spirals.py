@@ -138,3 +138,56 @@ def test_bad_arguments():
         spiral_indices(vertices, faces, length=0)
     with pytest.raises(ConfigError, match=r"reference vertices must lie in \[0, 12\)"):
         spiral_indices(vertices, faces, length=5, reference_vertices=[12])
+
+
+def walked_spiral(ring, valence, v, need):
+    """Scalar reference of the spiral walk (the module doc), one vertex at a time.
+
+    Ring ``k + 1``: walk ring ``k`` in order; around each ``w`` take its neighbours not in
+    rings ``<= k`` counter-clockwise, starting right after a visited one, skipping those
+    an earlier ``w`` brought. Returns the unpadded sequence, at least ``need`` long unless
+    the component is exhausted.
+    """
+    sequence = [v, *ring[v, : valence[v]].tolist()]
+    seen, last = set(sequence), sequence[1:]
+    while len(sequence) < need and last:
+        new = []
+        for w in last:
+            around = ring[w, : valence[w]].tolist()
+            inside = [u in seen for u in around]
+            start = next((j for j in range(len(around)) if inside[j - 1] and not inside[j]), 0)
+            for t in range(len(around)):
+                u = around[(start + t) % len(around)]
+                if u not in seen and u not in new:
+                    new.append(u)
+        sequence += new
+        seen |= set(new)
+        last = new
+    return sequence
+
+
+@pytest.mark.parametrize(
+    ("mesh", "length", "dilation"),
+    [("coma", 9, 1), ("coma_subdivided", 9, 1), ("grid", 40, 1), ("torus", 25, 2)],
+)
+def test_spirals_equal_the_scalar_walk(mesh, length, dilation, request):
+    if mesh.startswith("coma"):
+        from deep3dmm.mesh import Template
+
+        template = Template.load(request.getfixturevalue("coma_template_path"))
+        vertices, faces = template.vertices, template.faces
+        if mesh == "coma_subdivided":
+            vertices, faces = trimesh.remesh.subdivide(vertices, faces)
+    else:
+        vertices, faces = shapes.grid(12, 9) if mesh == "grid" else shapes.torus(12, 10)
+    n, need = len(vertices), length * dilation
+    spirals = spiral_indices(vertices, faces, length=length, dilation=dilation).numpy()
+    ring, valence = ordered_one_ring(faces, n)
+    rows = range(n) if n < 6000 else np.random.default_rng(0).choice(n, 4000, replace=False)
+    checked = 0
+    for v in rows:
+        walked = walked_spiral(ring, valence, v, need)
+        if len(walked) >= need:  # (padding is tested above)
+            assert spirals[v].tolist() == walked[:need:dilation], v
+            checked += 1
+    assert checked >= 0.5 * len(rows)
