@@ -60,9 +60,12 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def alternating(fns, *, repeats: int, warmup: int, device) -> tuple[list[float], list[float]]:
+def alternating(
+    fns, *, repeats: int, warmup: int, device, mean: bool = False
+) -> tuple[list[float], list[float]]:
     """Run ``fns`` round-robin; per function the median seconds and the median over rounds of
-    ``time(fn) / time(fns[0])`` (a load drift lands on every function of a round)."""
+    ``time(fn) / time(fns[0])`` (a load drift lands on every function of a round). With
+    ``mean``: mean seconds and the ratio of total times (for steps whose cost cycles)."""
     for _ in range(warmup):
         for fn in fns:
             fn()
@@ -76,6 +79,8 @@ def alternating(fns, *, repeats: int, warmup: int, device) -> tuple[list[float],
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times[i].append(time.perf_counter() - start)
+    if mean:
+        return [statistics.mean(t) for t in times], [sum(t) / sum(times[0]) for t in times]
     medians = [statistics.median(t) for t in times]
     ratios = [statistics.median(a / b for a, b in zip(t, times[0], strict=True)) for t in times]
     return medians, ratios
@@ -89,6 +94,7 @@ def train_step(model, data):
         (model(data) - data).abs().mean().backward()
         optimizer.step()
 
+    step.optimizer = optimizer
     return step
 
 
@@ -233,8 +239,13 @@ def worker(args) -> dict:
                                       channels=(32, 32, 32, 64), latent=16,
                                       topk_search="auto").to(device)  # fmt: skip
         steps.append(train_step(model, data))
+    # whole cycles of the approximate search (one clustered search, then rescoring steps),
+    # timed by their mean: a median of a cycling cost would hide the searching step
+    from deep3dmm.nn.config import APPROXIMATE_SEARCH_EVERY as cycle
+
     load_start = load_average()
-    times, ratios = alternating(steps, repeats=args.repeats, warmup=1, device=device)
+    repeats = -(-max(args.repeats, cycle) // cycle) * cycle
+    times, ratios = alternating(steps, repeats=repeats, warmup=1, device=device, mean=True)
     row = dict(vertices=hierarchy.num_vertices[0], pools=pools, batch=args.batch,
                build_s=round(build_s, 2), step_ms=[round(t * 1e3, 1) for t in times],
                ratio=round(ratios[-1], 3), load_start=round(load_start, 1),
@@ -243,19 +254,39 @@ def worker(args) -> dict:
                rss_before_model_mb=round(rss_base))  # fmt: skip
     if device.type == "cuda":
         row["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-    if args.recall:  # the approximate searches' recall of the exact top-k, after the steps
-        from deep3dmm.nn import AttentionPool
-        from deep3dmm.nn.attention_pool import _unit_columns
-        from deep3dmm.nn.clustered_topk import ClusteredTopK
-
-        row["recall"] = {}
-        for pool in model.modules():
-            if isinstance(pool, AttentionPool) and pool.approximate:
-                q, k = _unit_columns(pool.queries).detach(), _unit_columns(pool.keys).detach()
-                found = pool.attention()[0]
-                name = f"{pool.in_vertices}->{pool.out_vertices}"
-                row["recall"][name] = round(ClusteredTopK.recall(found, q, k), 3)
+    if args.recall:
+        row["recall"] = approximate_recall(model, data, steps[-1].optimizer)
     return row
+
+
+def approximate_recall(model, data, optimizer) -> dict:
+    """Each approximate level's recall of the exact top-k, mean over one search cycle.
+
+    ``APPROXIMATE_SEARCH_EVERY`` further training steps (one clustered search, the others
+    rescoring its candidates); in each, the picks the forward used are compared with the
+    exact top-k of the keys and queries it used (before the update), on 2,048 rows drawn
+    once per level (the dense rows of a whole 80k level take seconds per step).
+    """
+    from deep3dmm.nn import AttentionPool
+    from deep3dmm.nn.attention_pool import _unit_columns
+    from deep3dmm.nn.clustered_topk import ClusteredTopK
+    from deep3dmm.nn.config import APPROXIMATE_SEARCH_EVERY
+
+    pools = [p for p in model.modules() if isinstance(p, AttentionPool) and p.approximate]
+    recalls = {f"{p.in_vertices}->{p.out_vertices}": [] for p in pools}
+    g = torch.Generator().manual_seed(0)
+    sample = [torch.randperm(p.out_vertices, generator=g)[:2048] for p in pools]
+    for _ in range(APPROXIMATE_SEARCH_EVERY if pools else 0):
+        optimizer.zero_grad(set_to_none=True)
+        (model(data) - data).abs().mean().backward()
+        for pool, rows in zip(pools, sample, strict=True):
+            q, k = _unit_columns(pool.queries).detach(), _unit_columns(pool.keys).detach()
+            found = pool._clustered.previous[rows]  # the picks of this forward
+            recalls[f"{pool.in_vertices}->{pool.out_vertices}"].append(
+                ClusteredTopK.recall(found, q[:, rows], k)
+            )
+        optimizer.step()
+    return {name: round(statistics.mean(v), 3) for name, v in recalls.items()}
 
 
 def run_worker(subdivisions: int, pool: str, args, *, build=False, recall=False) -> dict:

@@ -204,13 +204,23 @@ def benchmark_run(
 
 
 def benchmark_registration(
-    dataset_dir: Path, *, protocol: str, count: int, seed: int, nicp: bool, figures: Path | None
+    dataset_dir: Path,
+    *,
+    protocol: str,
+    count: int,
+    seed: int,
+    nicp: bool,
+    figures: Path | None,
+    prior_data: Path | None = None,
+    prior_components: int = 64,
 ) -> dict:
     """Registration of synthetic scans of held-out meshes: NICP vs the shape-prior methods.
 
-    The prior is the PCA of the split's train rows (test rows never enter it); its
-    projection error on the ground truth (the best the model alone can do) is reported
-    beside the results.
+    The prior is the PCA of the split's train rows (test rows never enter it), or with
+    ``prior_data`` of another prepared dataset on the same template (what ``register
+    --prior DATASET`` reads: its interpolation train split), e.g. many other subjects;
+    its projection error on the ground truth (the best the model alone can do) is
+    reported beside the results.
     """
     from deep3dmm.data import PreparedDataset
     from deep3dmm.data.splits import make_split
@@ -223,7 +233,13 @@ def benchmark_registration(
     to_mm = float(dataset.to_millimetres)
     faces = dataset.template.faces
     started = time.perf_counter()
-    prior = ShapePrior.from_dataset(dataset, rows=split.train)
+    if prior_data is None:
+        prior = ShapePrior.from_dataset(dataset, rows=split.train, components=prior_components)
+    else:
+        other = PreparedDataset(prior_data)
+        if other.meta["template_hash"] != dataset.meta["template_hash"]:
+            raise SystemExit(f"{prior_data} has another template than {dataset_dir}")
+        prior = ShapePrior.from_dataset(other, components=prior_components)
     prior_seconds = time.perf_counter() - started
     rows = split.test[np.linspace(0, len(split.test) - 1, count).astype(int)]
     ids = farthest_points(dataset.template.vertices, 68)
@@ -281,6 +297,7 @@ def benchmark_registration(
         "rows": rows.tolist(),
         "vertices": int(dataset.template.num_vertices),
         "train_rows": int(len(split.train)),
+        "prior_data": str(prior_data) if prior_data else "train split",
         "prior_components": prior.components,
         "prior_seconds": prior_seconds,
         **{name: stats(np.concatenate(e)) for name, e in errors.items()},
@@ -319,6 +336,13 @@ def main() -> int:
         help="split protocol(s) for --register-data (default: interpolation)",
     )
     parser.add_argument("--no-nicp", action="store_true", help="--register-data: skip NICP")
+    parser.add_argument(
+        "--prior-data",
+        type=Path,
+        help="--register-data: build the shape prior from this other prepared dataset (same "
+        "template; e.g. other subjects) instead of the split's train rows",
+    )
+    parser.add_argument("--prior-components", type=int, default=64, help="shape prior size")
     parser.add_argument("--coma-time", action="store_true", help="time fits on the COMA template")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -348,6 +372,8 @@ def main() -> int:
                     seed=args.seed,
                     nicp=not args.no_nicp,
                     figures=args.figures,
+                    prior_data=args.prior_data,
+                    prior_components=args.prior_components,
                 )
             )
             if args.json:  # after each part: a long run keeps what it measured

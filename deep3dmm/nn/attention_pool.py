@@ -12,6 +12,7 @@ from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.clustered_topk import ClusteredTopK
 from deep3dmm.nn.config import (
+    APPROXIMATE_SEARCH_EVERY,
     ATTENTION_MODES,
     AUTO_EXACT_SCORES,
     NORMALIZATIONS,
@@ -128,8 +129,10 @@ class AttentionPool(nn.Module):
         topk_search: how the top-k columns are found. ``"exact"``: dense scores in row chunks
             with last step's candidates (:func:`~deep3dmm.nn.topk.score_topk`), exact;
             ``"approximate"``: clustered keys (:class:`~deep3dmm.nn.clustered_topk.ClusteredTopK`),
-            about ``16 * 64`` scored keys per output row instead of ``V_in``, its recall of
-            the exact top-k measured in docs/benchmarks.md; ``"auto"``: exact up to
+            about ``16 * 64`` scored keys per output row instead of ``V_in``, searched on
+            every :data:`APPROXIMATE_SEARCH_EVERY`-th step (the steps between rescore each
+            row's ``1.5 k`` best columns of the last search), its recall of the exact top-k
+            measured in docs/benchmarks.md; ``"auto"``: exact up to
             :data:`AUTO_EXACT_SCORES` scores per level (every COMA-sized mesh), approximate
             above (scan resolution). Default ``"exact"``: an approximate search (and a
             resume that is not bit-exact) only when asked for by name.
@@ -206,7 +209,11 @@ class AttentionPool(nn.Module):
         self.approximate = topk_search == "approximate" or (
             topk_search == "auto" and dense_scores > AUTO_EXACT_SCORES
         )
-        self._clustered = ClusteredTopK(self.top_k) if self.approximate else None
+        self._clustered = (
+            ClusteredTopK(self.top_k, search_every=APPROXIMATE_SEARCH_EVERY)
+            if self.approximate
+            else None
+        )
         self.frozen = False
         self._candidates = None  # last step's wider top-k sets (a hint; see score_topk)
         if mode == "prior":

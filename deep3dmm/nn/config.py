@@ -27,6 +27,7 @@ __all__ = [
     "POOLS",
     "TOPK_SEARCHES",
     "AUTO_EXACT_SCORES",
+    "APPROXIMATE_SEARCH_EVERY",
 ]
 
 #: ``autoencoder``: :class:`~deep3dmm.nn.MeshAutoencoder`; ``pca``: the linear 3DMM
@@ -43,6 +44,9 @@ TOPK_SEARCHES = ("auto", "exact", "approximate")
 #: ``topk_search="auto"`` uses the exact dense search up to this many scores (V_out * V_in)
 #: per level and the clustered approximate search above (a 20k -> 5k level has 1e8).
 AUTO_EXACT_SCORES = 50_000_000
+#: The approximate search runs its clustered search on every this many steps; the steps
+#: between rescore each row's ``1.5 k`` best columns of the last search (docs/benchmarks.md).
+APPROXIMATE_SEARCH_EVERY = 16
 
 option = schema.option
 

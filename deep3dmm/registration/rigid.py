@@ -7,16 +7,20 @@ A similarity maps template coordinates to scan coordinates,
 With landmarks it is the least-squares (Umeyama / Procrustes) solution,
 ``trimesh.registration.procrustes`` without reflection. Without landmarks the
 centroids and principal axes of both point sets give candidate rotations (the
-eigenvectors' signs are ambiguous: the four sign patterns with determinant +1), each
+eigenvectors' signs and, for a cropped scan, their order are ambiguous: the 24 signed
+permutations of the axes with determinant +1), each
 refined by rigid ICP (``trimesh.registration.icp``) from the scan onto the template
 vertices (scale fixed by the initialisation: ICP with a free scale shrinks an open
 surface), and the candidate with the lowest ICP cost wins. ICP runs scan -> template
 so that a partial scan, whose every point has a counterpart on the template, is
-aligned without being pulled towards the missing parts.
+aligned without being pulled towards the missing parts. With landmarks, their
+Procrustes solution is the only candidate (ICP refines it): landmark-blind candidates
+(principal axes, the identity) do not compete with it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -24,7 +28,13 @@ import numpy as np
 
 from deep3dmm.errors import ConfigError
 
-__all__ = ["Similarity", "procrustes_similarity", "principal_axes_candidates", "align_to_scan"]
+__all__ = [
+    "Similarity",
+    "procrustes_similarity",
+    "principal_axes_candidates",
+    "alignment_candidates",
+    "align_to_scan",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -121,25 +131,34 @@ def _axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return center, vectors[:, order], values[order]
 
 
+def _proper_frames() -> np.ndarray:
+    """``(24, 3, 3)``: the signed permutation matrices with determinant +1."""
+    perms = np.array(list(itertools.permutations(range(3))))  # (6, 3)
+    signs = np.array(list(itertools.product((1, -1), repeat=3)))  # (8, 3)
+    frames = (signs[None, :, :, None] * np.eye(3)[perms][:, None]).reshape(-1, 3, 3)
+    return frames[np.linalg.det(frames) > 0]
+
+
 def principal_axes_candidates(
     source: np.ndarray, target: np.ndarray, *, scale: float | None = None
 ) -> list[Similarity]:
-    """The four proper similarities that map ``source``'s principal frame onto ``target``'s.
+    """The 24 proper similarities that map ``source``'s principal frame onto ``target``'s.
 
-    Eigenvectors are defined up to sign; of the eight sign patterns the four with a
-    proper rotation (determinant +1) remain. Scale: ``scale``, else the ratio of the RMS
-    radii.
+    Eigenvectors are defined up to sign, and their order up to close variances: a scan
+    with a part missing (a face cropped on one side) can trade its first and second
+    axes. Every signed permutation of the axes with determinant +1 (24 of the 48) is a
+    candidate. Scale: ``scale``, else the ratio of the RMS radii.
     """
     source, target = np.asarray(source, np.float64), np.asarray(target, np.float64)
     c_s, a_s, v_s = _axes(source)
     c_t, a_t, v_t = _axes(target)
     if scale is None:
         scale = float(np.sqrt(v_t.sum() / max(v_s.sum(), 1e-30)))
+    # rotation = A_t P A_s^T; a left-handed pair of frames flips the sign of P
+    handed = np.sign(np.linalg.det(a_t) * np.linalg.det(a_s))
     out = []
-    for signs in ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1)):
-        rotation = a_t @ np.diag(signs) @ a_s.T
-        if np.linalg.det(rotation) < 0:  # the target frame is left-handed: flip its third axis
-            rotation = a_t @ np.diag([signs[0], signs[1], -signs[2]]) @ a_s.T
+    for frame in _proper_frames():
+        rotation = a_t @ (handed * frame) @ a_s.T
         out.append(Similarity(scale, rotation, c_t - scale * rotation @ c_s))
     return out
 
@@ -148,6 +167,76 @@ def _subsample(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
     if len(points) <= count:
         return points
     return points[np.random.default_rng(seed).choice(len(points), count, replace=False)]
+
+
+def _angle(rotation: np.ndarray) -> float:
+    """Rotation angle (radians) of a ``(3, 3)`` rotation."""
+    return float(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+
+
+def alignment_candidates(
+    template_vertices: np.ndarray,
+    template_faces: np.ndarray,
+    scan_points: np.ndarray,
+    *,
+    template_landmarks: np.ndarray | None = None,
+    scan_landmarks: np.ndarray | None = None,
+    scale: float | None = None,
+    icp_points: int = 3000,
+    icp_iterations: int = 30,
+) -> list[tuple[float, Similarity]]:
+    """Every ICP-refined candidate similarity template -> scan, lowest cost first.
+
+    Arguments as :func:`align_to_scan`. Near-ties (cost within 5 % of the lowest) are
+    ordered by rotation angle, smallest first. With landmarks the list has one entry.
+
+    Returns:
+        ``[(cost, similarity), ...]``: the mean squared scan -> template vertex distance
+        after ICP (template unit squared) and the template -> scan similarity.
+    """
+    import trimesh
+
+    del template_faces  # the dense template vertices serve ICP (a cKDTree, fast)
+    scan_points = np.asarray(scan_points, np.float64)
+    points = _subsample(scan_points, icp_points)
+    if template_landmarks is not None and scan_landmarks is not None:
+        # template -> scan from the landmarks, the one candidate: the landmarks decide the
+        # rotation (on a near-symmetric shape a landmark-blind candidate can tie with it
+        # and win); ICP only refines it, scan -> template.
+        candidates = [
+            procrustes_similarity(template_landmarks, scan_landmarks, scale=scale is None)
+        ]
+    else:
+        candidates = principal_axes_candidates(template_vertices, scan_points, scale=scale)
+        # Identity rotation too: scans are often roughly upright already, and for a
+        # symmetric shape the axis candidates tie; near-ties go to the smallest rotation.
+        first = candidates[0]
+        candidates.append(
+            Similarity(
+                first.scale,
+                np.eye(3),
+                scan_points.mean(0) - first.scale * np.asarray(template_vertices).mean(0),
+            )
+        )
+    results = []
+    for candidate in candidates:
+        initial = candidate.inverse().matrix  # scan -> template
+        matrix, _, cost = trimesh.registration.icp(
+            points,
+            np.asarray(template_vertices, np.float64),
+            initial=initial,
+            max_iterations=icp_iterations,
+            reflection=False,
+            scale=False,
+        )
+        logger.debug("alignment candidate: ICP cost %.3g", cost)
+        results.append((float(cost), Similarity.from_matrix(matrix).inverse()))
+    lowest = min(cost for cost, _ in results)
+    tie = 1.05 * lowest + 1e-15
+    return sorted(
+        results,
+        key=lambda item: (item[0] > tie, _angle(item[1].rotation) if item[0] <= tie else item[0]),
+    )
 
 
 def align_to_scan(
@@ -178,44 +267,14 @@ def align_to_scan(
         ``(similarity, cost)``: template -> scan, and the mean squared scan -> template
         vertex distance after alignment (template unit squared).
     """
-    import trimesh
-
-    del template_faces  # the dense template vertices serve ICP (a cKDTree, fast)
-    scan_points = np.asarray(scan_points, np.float64)
-    points = _subsample(scan_points, icp_points)
-    if template_landmarks is not None and scan_landmarks is not None:
-        # template -> scan from the landmarks; ICP then refines scan -> template.
-        candidates = [
-            procrustes_similarity(template_landmarks, scan_landmarks, scale=scale is None)
-        ]
-    else:
-        candidates = principal_axes_candidates(template_vertices, scan_points, scale=scale)
-    # Identity rotation too: scans are often roughly upright already, and for a symmetric
-    # shape the axis candidates tie; near-ties go to the smallest rotation.
-    first = candidates[0]
-    candidates.append(
-        Similarity(
-            first.scale,
-            np.eye(3),
-            scan_points.mean(0) - first.scale * np.asarray(template_vertices).mean(0),
-        )
-    )
-    results = []
-    for candidate in candidates:
-        initial = candidate.inverse().matrix  # scan -> template
-        matrix, _, cost = trimesh.registration.icp(
-            points,
-            np.asarray(template_vertices, np.float64),
-            initial=initial,
-            max_iterations=icp_iterations,
-            reflection=False,
-            scale=False,
-        )
-        logger.debug("alignment candidate: ICP cost %.3g", cost)
-        results.append((float(cost), Similarity.from_matrix(matrix).inverse()))
-    lowest = min(cost for cost, _ in results)
-    ties = [(cost, s) for cost, s in results if cost <= 1.05 * lowest + 1e-15]
-    cost, best = min(
-        ties, key=lambda item: np.arccos(np.clip((np.trace(item[1].rotation) - 1) / 2, -1, 1))
-    )
+    cost, best = alignment_candidates(
+        template_vertices,
+        template_faces,
+        scan_points,
+        template_landmarks=template_landmarks,
+        scan_landmarks=scan_landmarks,
+        scale=scale,
+        icp_points=icp_points,
+        icp_iterations=icp_iterations,
+    )[0]
     return best, cost

@@ -226,3 +226,69 @@ def test_early_stop_only_on_a_flat_history():
     assert not _converged(flat[:5], 10, 1e-3)  # too short to tell
     with pytest.raises(Exception, match="tolerance"):
         FitOptions(tolerance=-1.0).check()
+
+
+def test_partial_fit_keeps_every_scan_point(run, fm):
+    """A partial scan's data term is the plain mean over all its points (no rank trim).
+
+    Reference: scipy cKDTree matches and trimesh vertex normals on the fitted mesh,
+    point-to-plane with the in-plane share, every scan point -> its nearest vertex.
+    """
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    dataset = run.open_dataset()
+    truth = np.asarray(dataset.vertices[17], np.float64)
+    keep = truth[:, 0] < np.quantile(truth[:, 0], 0.6)  # 40 % missing
+    points = truth[keep] + np.random.default_rng(1).normal(0, 0.01, (int(keep.sum()), 3))
+    options = FitOptions(adam_steps=30, lbfgs_rounds=1, lbfgs_iterations=10, tolerance=0)
+    result = fit(fm, scan=Scan(points), partial=True, options=options)
+    x = result.vertices[0] * fm.to_mm
+    normals = trimesh.Trimesh(x, dataset.template.faces, process=False).vertex_normals
+    _, match = cKDTree(x).query(points * fm.to_mm)
+    delta = points * fm.to_mm - x[match]
+    along = np.einsum("pc,pc->p", delta, normals[match]) ** 2
+    d = np.sqrt(along + options.tangent * np.clip((delta**2).sum(1) - along, 0, None))
+    assert result.data_mm[0] == pytest.approx(d.mean(), rel=0.03)
+    assert np.sort(d)[: int(round(0.9 * len(d)))].mean() < 0.9 * d.mean()  # a trim would show
+
+
+def test_pose_screen_prefers_the_start_the_objective_prefers(run, fm):
+    """Of a wrong (90 degrees off) and a right start, the short screen keeps the right one."""
+    from deep3dmm.fitting.fitter import _initial_poses, _Problem, _scan_dict, _screen
+
+    dataset = run.open_dataset()
+    truth = np.asarray(dataset.vertices[17], np.float64)
+    motion = Similarity(1.0, random_rotation(np.random.default_rng(2), max_degrees=40), np.ones(3))
+    scan = _scan_dict(Scan(motion.apply(truth), dataset.template.faces), fm.to_mm)
+    u0 = np.zeros((1, fm.latent))
+    options = FitOptions()
+    poses = _initial_poses(
+        fm, u0, options, scan=scan, landmarks=None, landmark_matrix=None, batch=1
+    )
+    assert 1 <= len(poses) <= options.pose_starts
+    for a in range(len(poses)):  # distinct starts
+        for b in range(a):
+            turn = poses[a][0][0] @ poses[b][0][0].T
+            assert np.degrees(np.arccos(np.clip((np.trace(turn) - 1) / 2, -1, 1))) > 30
+    right = (motion.rotation[None], motion.translation[None] * fm.to_mm)
+    turn = Rotation.from_euler("z", 90, degrees=True).as_matrix()
+    wrong = (motion.rotation[None] @ turn[None], right[1])
+
+    def make(rotation, translation):
+        return _Problem(
+            fm,
+            u0,
+            rotation,
+            translation,
+            options,
+            registered=None,
+            scan=scan,
+            partial=False,
+            landmarks=None,
+            landmark_matrix=None,
+        )
+
+    assert _screen(make, [wrong, right], 10) is right
+    assert _screen(make, [right, wrong], 10) is right
+    assert _screen(make, [wrong, right], 0) is wrong  # no screen: the first start

@@ -109,6 +109,18 @@ def trimesh_up_matrix(fine, coarse, coarse_faces, kept):
     return sp.csr_matrix((data, (rows, cols)), shape=(len(fine), len(coarse))), query
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_up_matrix_equals_trimesh_on_random_meshes(seed):
+    vertices, faces, _ = random_mesh(seed)
+    (kept,), (coarse_faces,) = quadric_decimation(vertices, faces, [4])
+    coarse = vertices[kept]
+    expected, _ = trimesh_up_matrix(vertices, coarse, coarse_faces, kept)
+    up = up_matrix(vertices, coarse, coarse_faces, kept)
+    difference = np.abs(up - expected).max(axis=1).toarray().ravel()
+    differ = np.flatnonzero(difference > 1e-6)
+    assert len(differ) == len(ambiguous(coarse, coarse_faces, vertices[differ])) <= 2
+
+
 def test_up_matrix_equals_trimesh_on_the_coma_template(coma_template_path):
     template = Template.load(coma_template_path)
     fine, faces = template.vertices.astype(np.float64), template.faces
@@ -127,3 +139,16 @@ def test_up_matrix_equals_trimesh_on_the_coma_template(coma_template_path):
         np.linalg.norm(reference - fine, axis=1)[differ],
         atol=1e-7,
     )
+
+
+def test_up_matrix_maps_onto_degenerate_triangles_exactly():
+    """A fine vertex on a zero-area coarse triangle maps to itself, not to a corner."""
+    coarse = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [0, 5, 0], [5, 5, 5], [0.0, 0, 0]])
+    faces = np.array([[0, 1, 2], [3, 4, 3], [5, 5, 5]])  # collinear, two corners equal, a point
+    fine = np.concatenate([coarse, [[1.4, 0, 0], [2.5, 5, 2.5], [0.3, 0, -1e-9]]])
+    up = up_matrix(fine, coarse, faces, np.arange(len(coarse))).toarray()
+    np.testing.assert_allclose(up.sum(axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(
+        up[6:] @ coarse, [[1.4, 0, 0], [2.5, 5, 2.5], [0.3, 0, 0]], atol=1e-6
+    )
+    assert (np.count_nonzero(up[6:], axis=1) == 2).all()

@@ -94,3 +94,28 @@ def test_auto_choice_and_option(small_hierarchy):
     assert pool.approximate and "approximate" in repr(pool)
     y = pool(torch.randn(2, h.num_vertices[0], 5))
     assert y.shape == (2, h.num_vertices[1], 5)
+
+
+def test_calls_between_searches_rescore_the_candidates():
+    """With ``search_every=3`` calls 1, 2 (mod 3) keep the last search's 16 best columns and
+    pick the best 8 of them by the current scores; calls 0 (mod 3) search again."""
+    q, k = attention_like(21, 200, 7).float(), attention_like(21, 2000, 8).float()
+    search = ClusteredTopK(8, cluster_size=64, probes=1000, search_every=3, width=16)  # all
+    g = torch.Generator().manual_seed(9)
+    for call in range(7):
+        index = search(q, k)
+        if call % 3 == 0:  # a search probing every cluster: the exact top-k
+            assert torch.equal(index, dense_sets(q, k, 8)), call
+            candidates = search.candidates.clone()
+            assert torch.equal(candidates.sort(dim=1).values, dense_sets(q, k, 16))
+        else:  # best 8 of the 16 candidates, scored independently here
+            scores = (q.t()[:, None, :] * k.t()[candidates]).sum(2)
+            ref = candidates.gather(1, scores.topk(8, dim=1).indices).sort(dim=1).values
+            assert torch.equal(index, ref), call
+        q = unit(q + 0.01 * torch.randn(q.shape, generator=g))
+        k = unit(k + 0.01 * torch.randn(k.shape, generator=g))
+    assert search.searches == 3 and search.calls == 7
+
+
+def test_certified_search_searches_every_call():
+    assert ClusteredTopK(4, certify=True, search_every=5).search_every == 1

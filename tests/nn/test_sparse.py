@@ -62,3 +62,26 @@ def test_spmm_equals_the_dense_product_in_every_dtype_with_empty_and_repeated_ro
         assert got.dtype == dtype and got.shape == (31, 300)
         torch.testing.assert_close(got, (dense.to(dtype) @ x))
         torch.testing.assert_close(spmm(a, x.t().contiguous().t()), got)  # strided x
+
+
+def test_transpose_keeps_row_order_within_columns_on_both_paths():
+    """The CPU counting sort (scipy ``tocsc``) and the sorting path give the same ``A^T``:
+    each column's entries in row order, repeated columns kept, values moved with them."""
+    from deep3dmm.nn.sparse import _transpose
+
+    g = torch.Generator().manual_seed(0)
+    rows, cols, width = 40, 13, 5
+    col = torch.randint(0, cols, (rows * width,), generator=g)  # repeats within rows
+    crow = torch.arange(0, rows * width + 1, width)
+    values = torch.randn(rows * width, generator=g, dtype=torch.float64)
+    counted = _transpose(crow, col, values, (rows, cols))  # float64 on CPU: scipy
+    by_sort = _transpose(crow, col, values.to(torch.bfloat16), (rows, cols))  # the other path
+    assert torch.equal(counted.crow_indices(), by_sort.crow_indices())
+    assert torch.equal(counted.col_indices(), by_sort.col_indices())
+    assert torch.equal(counted.values().to(torch.bfloat16), by_sort.values())
+    dense = torch.zeros(rows, cols, dtype=torch.float64)
+    dense.index_put_((torch.arange(rows).repeat_interleave(width), col), values, accumulate=True)
+    assert torch.allclose(counted.to_dense(), dense.t(), atol=1e-12)
+    for c in range(cols):  # row order within each column
+        part = counted.col_indices()[counted.crow_indices()[c] : counted.crow_indices()[c + 1]]
+        assert torch.equal(part, part.sort().values)
