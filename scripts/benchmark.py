@@ -154,7 +154,9 @@ def flops_per_mesh(model, batch: int) -> float:
     spiral conv ``2 V L C_in C_out``; Chebyshev conv ``2 (K-1) nnz(L) C_in`` (recursion) +
     ``2 V K C_in C_out`` (mixing); pooling ``2 nnz(M) C`` (attention: prior + ``k`` per row,
     plus its scores ``2 d V_out V_in`` per step, divided by ``batch``); linear layers
-    ``2 n_in n_out``. Activations, biases and top-k selection are not counted; a training
+    ``2 n_in n_out``. Nominal layers: the exact shortcuts of spiral convs beside fixed
+    pooling (kept rows only, fused up-sampling) do less work than counted. Activations,
+    biases and top-k selection are not counted; a training
     step is taken as 3x the forward.
     """
     from deep3dmm.nn import AttentionPool, ChebConv, FixedPool, SpiralConv
@@ -199,6 +201,16 @@ def flops_per_mesh(model, batch: int) -> float:
     finally:
         for h in handles:
             h.remove()
+    # Spiral convs beside fixed pooling skip module calls (encoder: conv at the kept rows, no
+    # D; decoder: U fused into the conv): count the nominal layers they stand for.
+    for conv, pool in zip(model.encoder_convs, model.down_pools):
+        if isinstance(conv, SpiralConv) and isinstance(pool, FixedPool):
+            total[0] += 2.0 * _nnz(pool, "matrix") * conv.out_channels
+    for pool, conv in zip(model.up_pools, model.decoder_convs):
+        if isinstance(conv, SpiralConv) and isinstance(pool, FixedPool):
+            c_in, c_out = conv.in_channels, conv.out_channels
+            total[0] += 2.0 * _nnz(pool, "matrix") * c_in
+            total[0] += 2.0 * pool.out_vertices * conv.spiral_length * c_in * c_out
     return total[0]
 
 
