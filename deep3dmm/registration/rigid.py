@@ -170,6 +170,7 @@ def principal_axes_candidates(
 
 
 _ICP_TOLERANCE = 1e-5  # stop once the cost falls by less (trimesh's icp default; template unit^2)
+_DISTINCT = np.deg2rad(10.0)  # two ICP ends this far apart are different poses
 
 
 def _subsample(points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
@@ -227,6 +228,22 @@ def _rigid_icp(
     return matrices, costs
 
 
+def _new_contender(
+    rotations: np.ndarray, costs: np.ndarray, refined: np.ndarray, batch: np.ndarray, margin: float
+) -> bool:
+    """Whether a candidate of ``batch`` ends within ``margin`` x the lowest refined cost in a
+    pose of its own (more than ``_DISTINCT`` from every refined candidate as good or better).
+    """
+    lowest = costs[refined].min()
+    for i in batch[costs[batch] <= margin * lowest]:  # a loop over <= coarse_keep candidates
+        better = np.flatnonzero(refined & (costs <= costs[i]))
+        better = better[better != i]
+        turns = [_angle(rotations[i] @ rotations[j].T) for j in better]
+        if turns and min(turns) > _DISTINCT:
+            return True
+    return False
+
+
 def _shortlist(costs: np.ndarray, keep: int, margin: float) -> np.ndarray:
     """Indices of the ``keep`` lowest ``costs`` and of every cost within ``margin`` x the lowest."""
     order = np.argsort(costs, kind="stable")
@@ -257,7 +274,10 @@ def alignment_candidates(
     frames and the identity) first run a coarse ICP (``coarse_iterations`` on
     ``coarse_points`` scan points); the ``coarse_keep`` lowest and every one within
     ``coarse_margin`` x the lowest coarse cost then run the full ICP (``icp_iterations``
-    on ``icp_points``) from their initial pose, the others are dropped. ``exhaustive``
+    on ``icp_points``) from their initial pose. While the last batch brings a new pose
+    (more than 10 degrees from every better one) within ``coarse_margin`` x the lowest
+    full-ICP cost (a flat field, as on a cropped face), the next ``coarse_keep`` by coarse
+    cost run the full ICP too; the others are dropped. ``exhaustive``
     runs the full ICP from all 25 (the reference; 4-5x slower on face templates). Near-ties (cost within
     5 % of the lowest) are ordered by rotation angle, smallest first. With landmarks the
     list has one entry.
@@ -294,11 +314,23 @@ def alignment_candidates(
     initials = np.stack([candidate.inverse().matrix for candidate in candidates])  # scan -> template
     if len(candidates) > coarse_keep and not exhaustive:
         coarse = _subsample(points, coarse_points, seed=1)
-        _, costs = _rigid_icp(tree, target, coarse, initials, coarse_iterations)
-        kept = _shortlist(costs, coarse_keep, coarse_margin)
-        logger.debug("alignment: %d of %d candidates after the coarse ICP", len(kept), len(costs))
-        initials = initials[kept]
-    matrices, costs = _rigid_icp(tree, target, points, initials, icp_iterations)
+        _, screen = _rigid_icp(tree, target, coarse, initials, coarse_iterations)
+        order = np.argsort(screen, kind="stable")
+        batch = _shortlist(screen, coarse_keep, coarse_margin)
+        refined = np.zeros(len(initials), dtype=bool)
+        matrices, costs = np.zeros_like(initials), np.full(len(initials), np.inf)
+        while len(batch):  # a loop over batches of candidates, at most 25 / coarse_keep
+            matrices[batch], costs[batch] = _rigid_icp(
+                tree, target, points, initials[batch], icp_iterations
+            )
+            refined[batch] = True
+            if not _new_contender(matrices[:, :3, :3], costs, refined, batch, coarse_margin):
+                break  # nothing new close to the best: the rest are not contenders
+            batch = order[~refined[order]][:coarse_keep]  # a flat field: the next by coarse cost
+        logger.debug("alignment: %d of %d candidates refined", refined.sum(), len(refined))
+        matrices, costs = matrices[refined], costs[refined]
+    else:
+        matrices, costs = _rigid_icp(tree, target, points, initials, icp_iterations)
     results = [
         (float(cost), Similarity.from_matrix(matrix).inverse())
         for matrix, cost in zip(matrices, costs)
@@ -344,7 +376,9 @@ def align_to_scan(
         coarse_iterations: coarse ICP iterations per candidate.
         coarse_keep: candidates (lowest coarse cost first) that go on to the full ICP.
         coarse_margin: every candidate whose coarse cost is within this factor of the
-            lowest goes on too (near-ties reach the full ICP and the smallest-rotation rule).
+            lowest goes on too (near-ties reach the full ICP and the smallest-rotation rule),
+            and while a batch brings a new pose within this factor of the lowest full-ICP
+            cost the next ``coarse_keep`` go on.
         exhaustive: run the full ICP from every candidate (no coarse screen; the reference).
 
     Returns:
