@@ -233,6 +233,9 @@ def _new_contender(
 ) -> bool:
     """Whether a candidate of ``batch`` ends within ``margin`` x the lowest refined cost in a
     pose of its own (more than ``_DISTINCT`` from every refined candidate as good or better).
+
+    ``rotations (K, 3, 3)`` and ``costs (K,)`` of every candidate, ``refined (K,)`` which of
+    them ran the full ICP.
     """
     lowest = costs[refined].min()
     for i in batch[costs[batch] <= margin * lowest]:  # a loop over <= coarse_keep candidates
@@ -274,10 +277,11 @@ def alignment_candidates(
     frames and the identity) first run a coarse ICP (``coarse_iterations`` on
     ``coarse_points`` scan points); the ``coarse_keep`` lowest and every one within
     ``coarse_margin`` x the lowest coarse cost then run the full ICP (``icp_iterations``
-    on ``icp_points``) from their initial pose. While the last batch brings a new pose
-    (more than 10 degrees from every better one) within ``coarse_margin`` x the lowest
-    full-ICP cost (a flat field, as on a cropped face), the next ``coarse_keep`` by coarse
-    cost run the full ICP too; the others are dropped. ``exhaustive``
+    on ``icp_points``) from their initial pose, the others are dropped. When that
+    shortlist ends in a second pose (more than 10 degrees from every better one) within
+    ``coarse_margin`` x the lowest cost, a flat field (as on many cropped faces) where the
+    coarse ranking is not to be trusted, the rest run the full ICP too: the exhaustive
+    search. ``exhaustive``
     runs the full ICP from all 25 (the reference; 4-5x slower on face templates). Near-ties (cost within
     5 % of the lowest) are ordered by rotation angle, smallest first. With landmarks the
     list has one entry.
@@ -315,18 +319,17 @@ def alignment_candidates(
     if len(candidates) > coarse_keep and not exhaustive:
         coarse = _subsample(points, coarse_points, seed=1)
         _, screen = _rigid_icp(tree, target, coarse, initials, coarse_iterations)
-        order = np.argsort(screen, kind="stable")
         batch = _shortlist(screen, coarse_keep, coarse_margin)
         refined = np.zeros(len(initials), dtype=bool)
         matrices, costs = np.zeros_like(initials), np.full(len(initials), np.inf)
-        while len(batch):  # a loop over batches of candidates, at most 25 / coarse_keep
+        for _ in range(2):  # the shortlist, then in a flat field the rest
             matrices[batch], costs[batch] = _rigid_icp(
                 tree, target, points, initials[batch], icp_iterations
             )
             refined[batch] = True
             if not _new_contender(matrices[:, :3, :3], costs, refined, batch, coarse_margin):
-                break  # nothing new close to the best: the rest are not contenders
-            batch = order[~refined[order]][:coarse_keep]  # a flat field: the next by coarse cost
+                break  # one pose stands out: the coarse ranking found it
+            batch = np.flatnonzero(~refined)  # a flat field: the coarse ranking is not trusted
         logger.debug("alignment: %d of %d candidates refined", refined.sum(), len(refined))
         matrices, costs = matrices[refined], costs[refined]
     else:
@@ -376,9 +379,9 @@ def align_to_scan(
         coarse_iterations: coarse ICP iterations per candidate.
         coarse_keep: candidates (lowest coarse cost first) that go on to the full ICP.
         coarse_margin: every candidate whose coarse cost is within this factor of the
-            lowest goes on too (near-ties reach the full ICP and the smallest-rotation rule),
-            and while a batch brings a new pose within this factor of the lowest full-ICP
-            cost the next ``coarse_keep`` go on.
+            lowest goes on too (near-ties reach the full ICP and the smallest-rotation rule);
+            a second pose within this factor of the lowest full-ICP cost sends every
+            candidate to the full ICP.
         exhaustive: run the full ICP from every candidate (no coarse screen; the reference).
 
     Returns:
