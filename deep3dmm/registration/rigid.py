@@ -231,11 +231,11 @@ def _rigid_icp(
 def _new_contender(
     rotations: np.ndarray, costs: np.ndarray, refined: np.ndarray, batch: np.ndarray, margin: float
 ) -> bool:
-    """Whether a candidate of ``batch`` ends within ``margin`` x the lowest refined cost in a
-    pose of its own (more than ``_DISTINCT`` from every refined candidate as good or better).
+    """Whether a candidate of ``batch`` ends close to the best in a pose of its own.
 
-    ``rotations (K, 3, 3)`` and ``costs (K,)`` of every candidate, ``refined (K,)`` which of
-    them ran the full ICP.
+    Close: within ``margin`` x the lowest refined cost; its own: more than ``_DISTINCT``
+    from every refined candidate as good or better. ``rotations (K, 3, 3)`` and
+    ``costs (K,)`` of every candidate, ``refined (K,)`` which of them ran the full ICP.
     """
     lowest = costs[refined].min()
     for i in batch[costs[batch] <= margin * lowest]:  # a loop over <= coarse_keep candidates
@@ -281,10 +281,9 @@ def alignment_candidates(
     shortlist ends in a second pose (more than 10 degrees from every better one) within
     ``coarse_margin`` x the lowest cost, a flat field (as on many cropped faces) where the
     coarse ranking is not to be trusted, the rest run the full ICP too: the exhaustive
-    search. ``exhaustive``
-    runs the full ICP from all 25 (the reference; 4-5x slower on face templates). Near-ties (cost within
-    5 % of the lowest) are ordered by rotation angle, smallest first. With landmarks the
-    list has one entry.
+    search. ``exhaustive`` runs the full ICP from all 25 (the reference; 4-5x slower on
+    face templates when one pose stands out). Near-ties (cost within 5 % of the lowest)
+    are ordered by rotation angle, smallest first. With landmarks the list has one entry.
 
     Returns:
         ``[(cost, similarity), ...]``: the mean squared scan -> template vertex distance
@@ -310,12 +309,12 @@ def alignment_candidates(
         # symmetric shape the axis candidates tie; near-ties go to the smallest rotation.
         first = candidates[0]
         candidates.append(
-            Similarity(
-                first.scale, np.eye(3), scan_points.mean(0) - first.scale * target.mean(0)
-            )
+            Similarity(first.scale, np.eye(3), scan_points.mean(0) - first.scale * target.mean(0))
         )
     tree = cKDTree(target)
-    initials = np.stack([candidate.inverse().matrix for candidate in candidates])  # scan -> template
+    initials = np.stack(
+        [candidate.inverse().matrix for candidate in candidates]
+    )  # scan -> template
     if len(candidates) > coarse_keep and not exhaustive:
         coarse = _subsample(points, coarse_points, seed=1)
         _, screen = _rigid_icp(tree, target, coarse, initials, coarse_iterations)

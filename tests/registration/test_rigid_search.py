@@ -9,7 +9,7 @@ import pytest
 
 from deep3dmm.mesh import read_mesh, shapes
 from deep3dmm.registration import Similarity
-from deep3dmm.registration.rigid import _rigid_icp, alignment_candidates, align_to_scan
+from deep3dmm.registration.rigid import _rigid_icp, align_to_scan, alignment_candidates
 from deep3dmm.registration.synthetic import random_rotation
 from tests.registration.conftest import bumpy
 
@@ -56,9 +56,15 @@ def test_batched_icp_matches_trimesh_icp():
     motion = Similarity(1.0, random_rotation(rng), rng.uniform(-5, 5, 3))
     points = motion.apply(target[rng.choice(len(target), 300, replace=False)])
     points = points + rng.normal(0.0, 0.5, points.shape)
-    initials = np.stack(
-        [Similarity(1.0, random_rotation(rng, max_degrees=40), np.zeros(3)).matrix for _ in range(5)]
-    ) @ motion.inverse().matrix
+    initials = (
+        np.stack(
+            [
+                Similarity(1.0, random_rotation(rng, max_degrees=40), np.zeros(3)).matrix
+                for _ in range(5)
+            ]
+        )
+        @ motion.inverse().matrix
+    )
     matrices, costs = _rigid_icp(cKDTree(target), target, points, initials, 25)
     for initial, matrix, cost in zip(initials, matrices, costs):
         reference, _, reference_cost = trimesh.registration.icp(
