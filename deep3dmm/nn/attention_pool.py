@@ -19,13 +19,11 @@ from deep3dmm.nn.config import (
     TOPK_SEARCHES,
 )
 from deep3dmm.nn.sparse import (
-    constant_spmm,
+    batched_constant_spmm,
     csr_from_buffers,
-    from_vertex_major,
     learned_spmm,
     register_csr,
     sampled_dot,
-    to_vertex_major,
 )
 from deep3dmm.nn.topk import score_topk
 
@@ -367,25 +365,13 @@ class AttentionPool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Aggregate ``x`` of shape ``(B, V_in, C)`` to ``(B, V_out, C)``."""
         check_features(x, layer="AttentionPool", vertices=self.in_vertices, kind="pooling")
-        x2 = to_vertex_major(x)  # (V_in, B*C)
         if self.frozen:
-            a = csr_from_buffers(self, "frozen")
-            y = constant_spmm(a, csr_from_buffers(self, "frozen", transpose=True), x2)
-            return from_vertex_major(y, x.shape[0])
+            return batched_constant_spmm(self, "frozen", x)
         if self.mode == "prior":
-            prior = csr_from_buffers(self, "prior")
-            y = constant_spmm(prior, csr_from_buffers(self, "prior", transpose=True), x2)
-            return from_vertex_major(y, x.shape[0])
+            return batched_constant_spmm(self, "prior", x)
         crow, col, values, blocks = self._learned_csr()
-        y = learned_spmm(
-            crow,
-            col,
-            values.to(x2.dtype),
-            (self.out_vertices, self.in_vertices),
-            x2,
-            blocks=blocks,
-        )  # (V_out, B*C)
-        return from_vertex_major(y, x.shape[0])
+        shape = (self.out_vertices, self.in_vertices)
+        return learned_spmm(crow, col, values.to(x.dtype), shape, x, blocks=blocks)
 
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""

@@ -25,6 +25,8 @@ ACTIVATION_LAYERS = {
     "tanh": nn.Tanh,
     "identity": nn.Identity,
 }
+#: The activation layers that can overwrite their input.
+INPLACE_ACTIVATIONS = (nn.ELU, nn.ReLU, nn.LeakyReLU)
 CONFIG_VERSION = 1
 
 
@@ -129,7 +131,10 @@ class MeshAutoencoder(nn.Module):
             self.up_pools.append(pool(level, down=False))
             self.decoder_convs.append(conv(level, c_in, channels[level]))
         self.output_conv = conv(0, channels[0], opts.in_channels)
-        self.activation = act()
+        # in place where the layer can be: the conv output it overwrites is needed by no
+        # backward (the convs and pools keep their inputs), so one activation-sized tensor
+        # per layer is not kept for the backward
+        self.activation = act(inplace=True) if act in INPLACE_ACTIVATIONS else act()
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -156,8 +156,10 @@ class ClusteredTopK:
         rows, n = queries.shape[1], keys.shape[1]
         k = min(self.k, n)
         keep = k if self.search_every == 1 else min(self.width, n)  # candidates per row
-        if self.assignment is None or self.assignment.shape[0] != n or (
-            self.searches % self.rebuild == 0
+        if (
+            self.assignment is None
+            or self.assignment.shape[0] != n
+            or (self.searches % self.rebuild == 0)
         ):
             self.assignment = self._cluster(keys)
         self.searches += 1
