@@ -47,6 +47,12 @@ class MeshAutoencoder(nn.Module):
     ``generator`` it is given), in eval mode the mean; :meth:`encode` is always the mean, so
     every analysis works unchanged (``deep3dmm.nn.variational``).
 
+    ELU / ReLU / LeakyReLU run in place on the conv outputs (no conv or pool keeps its
+    output for the backward, so one activation-sized tensor per layer is saved): a full
+    backward hook on a conv (``register_full_backward_hook``) needs ``model.activation``
+    replaced by an out-of-place layer, as PyTorch forbids in-place changes of a hooked
+    module's output.
+
     Every option is a field of :class:`~deep3dmm.nn.ModelConfig`; :attr:`config` records
     them plus the hierarchy's hash so :meth:`from_config` rebuilds the model for a checkpoint.
 
