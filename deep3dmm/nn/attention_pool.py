@@ -214,6 +214,7 @@ class AttentionPool(nn.Module):
         )
         self.frozen = False
         self._candidates = None  # last step's wider top-k sets (a hint; see score_topk)
+        self._prepared = None  # the next forward's mapping, computed ahead (see prepare)
         if mode == "prior":
             return
         mean = in_vertices.mean(0) if mean is None else np.asarray(mean, dtype=np.float64)
@@ -369,9 +370,25 @@ class AttentionPool(nn.Module):
             return batched_constant_spmm(self, "frozen", x)
         if self.mode == "prior":
             return batched_constant_spmm(self, "prior", x)
-        crow, col, values, blocks = self._learned_csr()
+        prepared, self._prepared = self._prepared, None
+        crow, col, values, blocks = self._learned_csr() if prepared is None else prepared
         shape = (self.out_vertices, self.in_vertices)
         return learned_spmm(crow, col, values.to(x.dtype), shape, x, blocks=blocks)
+
+    def prepare(self) -> None:
+        """Compute the learned mapping of the next :meth:`forward` now.
+
+        The head's search and scoring make transient tensors (at 80k vertices over 100 MB
+        per up-mapping); computed before the network's activations exist, they do not add
+        to the process's peak memory. The next forward uses (and drops) the prepared
+        mapping; :meth:`discard` drops it unused. Same numbers either way.
+        """
+        if not (self.frozen or self.mode == "prior"):
+            self._prepared = self._learned_csr()
+
+    def discard(self) -> None:
+        """Drop a mapping :meth:`prepare` made that no forward used."""
+        self._prepared = None
 
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""

@@ -261,13 +261,20 @@ class MeshAutoencoder(nn.Module):
         from ``generator``), in eval mode ``mu``. With ``return_kl`` also returns the
         per-mesh ``KL(q(z|x) || N(0, I))`` ``(B,)`` (zeros for a plain autoencoder).
         """
-        if self.to_logvar is None:
-            out = self.decode(self.encode(x))
-            return (out, out.new_zeros(x.shape[0])) if return_kl else out
-        mu, logvar = self.encode_distribution(x)
-        z = reparameterize(mu, logvar, generator=generator) if self.training else mu
-        out = self.decode(z)
-        return (out, gaussian_kl(mu, logvar)) if return_kl else out
+        heads = [m for m in self.modules() if isinstance(m, AttentionPool)]
+        try:
+            for head in heads:  # the learned mappings first, before the activations exist
+                head.prepare()
+            if self.to_logvar is None:
+                out = self.decode(self.encode(x))
+                return (out, out.new_zeros(x.shape[0])) if return_kl else out
+            mu, logvar = self.encode_distribution(x)
+            z = reparameterize(mu, logvar, generator=generator) if self.training else mu
+            out = self.decode(z)
+            return (out, gaussian_kl(mu, logvar)) if return_kl else out
+        finally:
+            for head in heads:
+                head.discard()
 
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""
