@@ -59,6 +59,37 @@ def test_flops_per_mesh_spiral_conv_closed_form(small_hierarchy):
     assert bench.flops_per_mesh(model, batch=4) == pytest.approx(expected)
 
 
+def test_flops_per_mesh_executed_counts_the_shortcuts(small_hierarchy):
+    """Executed: encoder convs at the kept rows without D; decoder U fused (coarse matmul +
+    composite bag sum); the nominal count is unchanged by the option for attention models."""
+    from deep3dmm.nn import MeshAutoencoder
+
+    bench = _load("benchmark")
+    h = small_hierarchy
+    model = MeshAutoencoder.build(h, conv="spiral", pool="fixed", channels=(8, 8, 8, 16), latent=4)
+    n, length = h.num_vertices, 9
+    ch = [3, 8, 8, 8, 16]
+    # D selects: the encoder conv runs at the n[i+1] kept rows, and D costs nothing
+    expected = sum(2 * n[i + 1] * length * ch[i] * ch[i + 1] for i in range(4))
+    expected += 2 * 2 * n[4] * 16 * 4  # to/from latent
+    dec_in = [8, 8, 16, 16]
+    for i in range(4):  # Z = x W_r on level i+1, then the composite matrix M (V_i, V_{i+1} L)
+        spirals = np.asarray(h.spirals[i])
+        composite = np.diff(h.up[i].tocsr().indptr)[spirals].sum()
+        expected += 2 * n[i + 1] * dec_in[i] * length * ch[i + 1] + 2 * composite * ch[i + 1]
+    expected += 2 * n[0] * length * 8 * 3  # output conv (no shortcut)
+    assert bench.flops_per_mesh(model, batch=4, executed=True) == pytest.approx(expected)
+    assert bench.flops_per_mesh(model, batch=4, executed=True) < bench.flops_per_mesh(
+        model, batch=4
+    )
+    attention = MeshAutoencoder.build(
+        h, conv="spiral", pool="attention", channels=(8, 8, 8, 16), latent=4
+    )
+    assert bench.flops_per_mesh(attention, batch=4, executed=True) == pytest.approx(
+        bench.flops_per_mesh(attention, batch=4)
+    )
+
+
 def test_benchmark_quick_peak_section(tmp_path):
     out = _run(
         str(SCRIPTS / "benchmark.py"), "--quick", "--sections", "peak",

@@ -19,13 +19,11 @@ from deep3dmm.nn.config import (
     TOPK_SEARCHES,
 )
 from deep3dmm.nn.sparse import (
-    constant_spmm,
+    batched_constant_spmm,
     csr_from_buffers,
-    from_vertex_major,
     learned_spmm,
     register_csr,
     sampled_dot,
-    to_vertex_major,
 )
 from deep3dmm.nn.topk import score_topk
 
@@ -216,6 +214,7 @@ class AttentionPool(nn.Module):
         )
         self.frozen = False
         self._candidates = None  # last step's wider top-k sets (a hint; see score_topk)
+        self._prepared = None  # the next forward's mapping, computed ahead (see prepare)
         if mode == "prior":
             return
         mean = in_vertices.mean(0) if mean is None else np.asarray(mean, dtype=np.float64)
@@ -367,25 +366,29 @@ class AttentionPool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Aggregate ``x`` of shape ``(B, V_in, C)`` to ``(B, V_out, C)``."""
         check_features(x, layer="AttentionPool", vertices=self.in_vertices, kind="pooling")
-        x2 = to_vertex_major(x)  # (V_in, B*C)
         if self.frozen:
-            a = csr_from_buffers(self, "frozen")
-            y = constant_spmm(a, csr_from_buffers(self, "frozen", transpose=True), x2)
-            return from_vertex_major(y, x.shape[0])
+            return batched_constant_spmm(self, "frozen", x)
         if self.mode == "prior":
-            prior = csr_from_buffers(self, "prior")
-            y = constant_spmm(prior, csr_from_buffers(self, "prior", transpose=True), x2)
-            return from_vertex_major(y, x.shape[0])
-        crow, col, values, blocks = self._learned_csr()
-        y = learned_spmm(
-            crow,
-            col,
-            values.to(x2.dtype),
-            (self.out_vertices, self.in_vertices),
-            x2,
-            blocks=blocks,
-        )  # (V_out, B*C)
-        return from_vertex_major(y, x.shape[0])
+            return batched_constant_spmm(self, "prior", x)
+        prepared, self._prepared = self._prepared, None
+        crow, col, values, blocks = self._learned_csr() if prepared is None else prepared
+        shape = (self.out_vertices, self.in_vertices)
+        return learned_spmm(crow, col, values.to(x.dtype), shape, x, blocks=blocks)
+
+    def prepare(self) -> None:
+        """Compute the learned mapping of the next :meth:`forward` now.
+
+        The head's search and scoring make transient tensors (at 80k vertices over 100 MB
+        per up-mapping); computed before the network's activations exist, they do not add
+        to the process's peak memory. The next forward uses (and drops) the prepared
+        mapping; :meth:`discard` drops it unused. Same numbers either way.
+        """
+        if not (self.frozen or self.mode == "prior"):
+            self._prepared = self._learned_csr()
+
+    def discard(self) -> None:
+        """Drop a mapping :meth:`prepare` made that no forward used."""
+        self._prepared = None
 
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""

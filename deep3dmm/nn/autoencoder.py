@@ -25,6 +25,8 @@ ACTIVATION_LAYERS = {
     "tanh": nn.Tanh,
     "identity": nn.Identity,
 }
+#: The activation layers that can overwrite their input.
+INPLACE_ACTIVATIONS = (nn.ELU, nn.ReLU, nn.LeakyReLU)
 CONFIG_VERSION = 1
 
 
@@ -44,6 +46,12 @@ class MeshAutoencoder(nn.Module):
     code; in training mode :meth:`forward` decodes the reparameterised code (noise from the
     ``generator`` it is given), in eval mode the mean; :meth:`encode` is always the mean, so
     every analysis works unchanged (``deep3dmm.nn.variational``).
+
+    ELU / ReLU / LeakyReLU run in place on the conv outputs (no conv or pool keeps its
+    output for the backward, so one activation-sized tensor per layer is saved): a full
+    backward hook on a conv (``register_full_backward_hook``) needs ``model.activation``
+    replaced by an out-of-place layer, as PyTorch forbids in-place changes of a hooked
+    module's output.
 
     Every option is a field of :class:`~deep3dmm.nn.ModelConfig`; :attr:`config` records
     them plus the hierarchy's hash so :meth:`from_config` rebuilds the model for a checkpoint.
@@ -129,7 +137,10 @@ class MeshAutoencoder(nn.Module):
             self.up_pools.append(pool(level, down=False))
             self.decoder_convs.append(conv(level, c_in, channels[level]))
         self.output_conv = conv(0, channels[0], opts.in_channels)
-        self.activation = act()
+        # in place where the layer can be: the conv output it overwrites is needed by no
+        # backward (the convs and pools keep their inputs), so one activation-sized tensor
+        # per layer is not kept for the backward
+        self.activation = act(inplace=True) if act in INPLACE_ACTIVATIONS else act()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -250,13 +261,20 @@ class MeshAutoencoder(nn.Module):
         from ``generator``), in eval mode ``mu``. With ``return_kl`` also returns the
         per-mesh ``KL(q(z|x) || N(0, I))`` ``(B,)`` (zeros for a plain autoencoder).
         """
-        if self.to_logvar is None:
-            out = self.decode(self.encode(x))
-            return (out, out.new_zeros(x.shape[0])) if return_kl else out
-        mu, logvar = self.encode_distribution(x)
-        z = reparameterize(mu, logvar, generator=generator) if self.training else mu
-        out = self.decode(z)
-        return (out, gaussian_kl(mu, logvar)) if return_kl else out
+        heads = [m for m in self.modules() if isinstance(m, AttentionPool)]
+        try:
+            for head in heads:  # the learned mappings first, before the activations exist
+                head.prepare()
+            if self.to_logvar is None:
+                out = self.decode(self.encode(x))
+                return (out, out.new_zeros(x.shape[0])) if return_kl else out
+            mu, logvar = self.encode_distribution(x)
+            z = reparameterize(mu, logvar, generator=generator) if self.training else mu
+            out = self.decode(z)
+            return (out, gaussian_kl(mu, logvar)) if return_kl else out
+        finally:
+            for head in heads:
+                head.discard()
 
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""

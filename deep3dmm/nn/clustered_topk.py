@@ -130,16 +130,19 @@ class ClusteredTopK:
             and int(self.candidates.max()) < n
         )
         self.calls += 1
-        if reuse:
+        if reuse:  # picked from the ascending candidates in their order: ascending
             index = self._rescore(queries, keys, min(self.k, n))
         else:
-            index = self._search(queries, keys)
-        index = index.sort(dim=1).values  # ascending within a row
+            index = self._search(queries, keys).sort(dim=1).values  # ascending within a row
         self.previous = index
         return index
 
     def _rescore(self, queries: Tensor, keys: Tensor, k: int) -> Tensor:
-        """Best ``k`` of each row's candidates by the current scores, ``(R, k)``."""
+        """Best ``k`` of each row's candidates by the current scores, ``(R, k)``, ascending.
+
+        The candidates are stored ascending, so the picks come out ascending when taken
+        by a mask in candidate order (no sort of the result).
+        """
         from deep3dmm.nn.sparse import _sddmm
 
         cand = self.candidates
@@ -150,14 +153,17 @@ class ClusteredTopK:
         q_rows, k_rows = queries.t().contiguous(), keys.t().contiguous()
         scores = _sddmm(pointers, cand.reshape(-1), (rows, k_rows.shape[0]), q_rows, k_rows)
         top = scores.view(rows, width).topk(k, dim=1, sorted=False).indices
-        return cand.gather(1, top)
+        picked = torch.zeros(rows, width, dtype=torch.bool, device=cand.device)
+        return cand[picked.scatter_(1, top, True)].view(rows, k)
 
     def _search(self, queries: Tensor, keys: Tensor) -> Tensor:
         rows, n = queries.shape[1], keys.shape[1]
         k = min(self.k, n)
         keep = k if self.search_every == 1 else min(self.width, n)  # candidates per row
-        if self.assignment is None or self.assignment.shape[0] != n or (
-            self.searches % self.rebuild == 0
+        if (
+            self.assignment is None
+            or self.assignment.shape[0] != n
+            or (self.searches % self.rebuild == 0)
         ):
             self.assignment = self._cluster(keys)
         self.searches += 1
@@ -197,10 +203,10 @@ class ClusteredTopK:
                                       group, assignment, near)  # fmt: skip
         if keep > k:  # the keep best are the candidates of the rescoring calls
             top = best.topk(k, dim=1, sorted=False)
-            self.candidates = index
+            self.candidates = index.sort(dim=1).values  # ascending (see _rescore)
             index, best = index.gather(1, top.indices), top.values
         else:
-            self.candidates = index
+            self.candidates = index.sort(dim=1).values
         kth = best.amin(1)
         if self.certify:
             self._certify(queries, keys, centroids, assignment, near, group, index, kth, k)

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from deep3dmm.nn.checks import check_features
-from deep3dmm.nn.sparse import (
-    constant_spmm,
-    csr_from_buffers,
-    from_vertex_major,
-    register_csr,
-    to_vertex_major,
-)
+from deep3dmm.nn.sparse import batched_constant_spmm, csr_from_buffers, register_csr
 
 __all__ = ["FixedPool"]
 
@@ -51,14 +44,7 @@ class FixedPool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Map ``x`` of shape ``(B, V_in, C)`` to ``(B, V_out, C)``."""
         check_features(x, layer=type(self).__name__, vertices=self.in_vertices, kind="pooling")
-        if x.device.type == "cpu" and x.dtype == torch.float32:
-            forward = self._batched_csr("matrix", x.shape[0])
-            backward = self._batched_csr("matrix_t", x.shape[0])
-            return _BatchedBagSum.apply(x, forward, backward, self.out_vertices)
-        a = csr_from_buffers(self, "matrix")
-        a_t = csr_from_buffers(self, "matrix", transpose=True)
-        y = constant_spmm(a, a_t, to_vertex_major(x))  # (V_out, B*C)
-        return from_vertex_major(y, x.shape[0])
+        return batched_constant_spmm(self, "matrix", x)
 
     def selection(self) -> Tensor | None:
         """The kept vertices ``(V_out,)`` when ``M`` selects, else ``None``.
@@ -75,44 +61,6 @@ class FixedPool(nn.Module):
                 cached = self._selection = (key, col.clone() if ones else None)
         return cached[1]
 
-    def _batched_csr(self, name: str, batch: int) -> tuple[Tensor, Tensor, Tensor]:
-        """CSR arrays of ``name`` repeated for ``batch`` samples (block diagonal), cached."""
-        crow, col, val = (getattr(self, f"{name}_{part}") for part in ("crow", "col", "val"))
-        key = (name, batch, crow.data_ptr(), col.data_ptr(), val.data_ptr(), val._version)
-        cache = self.__dict__.setdefault("_batched", {})
-        if key not in cache:
-            shift = torch.arange(batch, device=col.device)
-            sources = self.in_vertices if name == "matrix" else self.out_vertices
-            cols = (col[None, :] + shift[:, None] * sources).reshape(-1)
-            starts = (crow[None, :-1] + shift[:, None] * col.numel()).reshape(-1)
-            end = torch.tensor([batch * col.numel()], device=col.device)
-            for old in [k for k in cache if k[0] == name]:
-                del cache[old]
-            cache[key] = (cols, torch.cat([starts, end]), val.repeat(batch))
-        return cache[key]
-
     def extra_repr(self) -> str:
         """Key hyperparameters for ``repr``."""
         return f"in_vertices={self.in_vertices}, out_vertices={self.out_vertices}"
-
-
-def _bag_sum(x: Tensor, csr: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    """Rows ``sum_e val_e x[col_e]`` of a (block-diagonal) CSR product on ``(N, C)`` rows."""
-    cols, offsets, values = csr
-    return F.embedding_bag(
-        cols, x, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
-    )
-
-
-class _BatchedBagSum(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, forward, backward, out_vertices):
-        b, v, c = x.shape
-        ctx.backward_csr, ctx.shape = backward, (b, v, c)
-        return _bag_sum(x.reshape(b * v, c).contiguous(), forward).view(b, out_vertices, c)
-
-    @staticmethod
-    def backward(ctx, grad):
-        b, v, c = ctx.shape
-        grad = grad.reshape(-1, c).contiguous()
-        return _bag_sum(grad, ctx.backward_csr).view(b, v, c), None, None, None

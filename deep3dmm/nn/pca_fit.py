@@ -72,7 +72,7 @@ def _exact_svd(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _complete(rows: np.ndarray, count: int, dim: int) -> np.ndarray:
     """``count`` unit rows orthogonal to the orthonormal ``rows`` and to each other."""
-    basis, _ = np.linalg.qr(np.concatenate([rows, np.eye(dim)[:count + len(rows)]]).T)
+    basis, _ = np.linalg.qr(np.concatenate([rows, np.eye(dim)[: count + len(rows)]]).T)
     return basis[:, len(rows) : len(rows) + count].T
 
 

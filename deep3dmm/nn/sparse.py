@@ -24,6 +24,7 @@ __all__ = [
     "csr_from_buffers",
     "spmm",
     "constant_spmm",
+    "batched_constant_spmm",
     "learned_spmm",
     "sampled_dot",
     "to_vertex_major",
@@ -141,6 +142,70 @@ def constant_spmm(a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
     return _ConstantSpMM.apply(a, a_t, x)
 
 
+def _batched_csr(module: nn.Module, name: str, batch: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(cols, offsets, values)`` of the CSR ``name`` repeated block-diagonally ``batch`` times.
+
+    Cached on the module while the buffers are unchanged.
+    """
+    crow, col, val = (getattr(module, f"{name}_{part}") for part in ("crow", "col", "val"))
+    key = (name, batch, crow.data_ptr(), col.data_ptr(), val.data_ptr(), val._version)
+    cache = module.__dict__.setdefault("_batched_csr", {})
+    if key not in cache:
+        base = name.removesuffix("_t")  # the transpose's columns are M's rows
+        sources = int(getattr(module, f"{base}_shape")[0 if name != base else 1])
+        shift = torch.arange(batch, device=col.device)
+        cols = (col[None, :] + shift[:, None] * sources).reshape(-1)
+        starts = (crow[None, :-1] + shift[:, None] * col.numel()).reshape(-1)
+        end = torch.tensor([batch * col.numel()], device=col.device)
+        for old in [k for k in cache if k[0] == name]:
+            del cache[old]
+        cache[key] = (cols, torch.cat([starts, end]), val.repeat(batch))
+    return cache[key]
+
+
+def _bag_sum(x: Tensor, csr: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    """Rows ``sum_e val_e x[col_e]`` of a (block-diagonal) CSR product on ``(N, C)`` rows."""
+    cols, offsets, values = csr
+    return F.embedding_bag(
+        cols, x, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
+    )
+
+
+class _BatchedBagSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, forward, backward, out_vertices):
+        b, v, c = x.shape
+        ctx.backward_csr, ctx.shape = backward, (b, v, c)
+        return _bag_sum(x.reshape(b * v, c).contiguous(), forward).view(b, out_vertices, c)
+
+    @staticmethod
+    def backward(ctx, grad):
+        b, v, c = ctx.shape
+        grad = grad.reshape(-1, c).contiguous()
+        return _bag_sum(grad, ctx.backward_csr).view(b, v, c), None, None, None
+
+
+def batched_constant_spmm(module: nn.Module, name: str, x: Tensor) -> Tensor:
+    """``Y_b = M X_b`` for every sample, ``M`` the constant CSR ``name`` of :func:`register_csr`.
+
+    On CPU in float32 one weighted bag sum over the block-diagonal ``diag(M, ..., M)`` reads
+    ``x`` in its ``(B*V_in, C)`` layout and writes ``(B*V_out, C)``: no vertex-major copy in
+    or out (the index arrays repeat ``M``'s per sample, cached). Elsewhere one
+    :func:`constant_spmm` over the vertex-major ``(V_in, B*C)`` features.
+
+    Shapes:
+        x ``(B, V_in, C)`` -> ``(B, V_out, C)``.
+    """
+    rows = int(getattr(module, f"{name}_shape")[0])
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        forward = _batched_csr(module, name, x.shape[0])
+        backward = _batched_csr(module, f"{name}_t", x.shape[0])
+        return _BatchedBagSum.apply(x, forward, backward, rows)
+    a = csr_from_buffers(module, name)
+    a_t = csr_from_buffers(module, name, transpose=True)
+    return from_vertex_major(constant_spmm(a, a_t, to_vertex_major(x)), x.shape[0])
+
+
 def _transpose(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
     """The CSR tensor of ``A^T`` for a CSR ``A`` given by its arrays (duplicates allowed).
 
@@ -183,16 +248,24 @@ class _LearnedSpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, crow, col, values, shape, x, blocks):
         a = torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+        batch = x.shape[0] if x.dim() == 3 else None
+        # the caller's tensor is saved, not the vertex-major copy (made again in backward):
+        # a (B, V, C) input is usually kept for another backward already (an in-place
+        # activation's result), so the copy would double it
         ctx.save_for_backward(crow, col, values, x)
-        ctx.shape, ctx.blocks = shape, blocks
-        return spmm(a, x)
+        ctx.shape, ctx.blocks, ctx.batch = shape, blocks, batch
+        if batch is None:
+            return spmm(a, x)
+        return from_vertex_major(spmm(a, to_vertex_major(x)), batch)
 
     @staticmethod
     def backward(ctx, grad):
         crow, col, values, x = ctx.saved_tensors
-        grad = grad.contiguous()
+        batch = ctx.batch
+        grad = grad.contiguous() if batch is None else to_vertex_major(grad)
         grad_values = grad_x = None
         if ctx.needs_input_grad[2]:
+            x = x if batch is None else to_vertex_major(x)
             # SDDMM: (grad @ x^T) sampled at the pattern: dL/dA_ij = <grad_i, x_j>.
             if ctx.blocks is None:
                 grad_values = _sddmm(crow, col, ctx.shape, grad, x)
@@ -205,8 +278,11 @@ class _LearnedSpMM(torch.autograd.Function):
                     sampled = _sddmm(pointers, block.reshape(-1), ctx.shape, grad, x)
                     pieces.append(sampled.view(rows, width))
                 grad_values = torch.cat(pieces, 1).reshape(-1)
+            del x
         if ctx.needs_input_grad[4]:
             grad_x = spmm(_transpose(crow, col, values, ctx.shape), grad)
+            if batch is not None:
+                grad_x = from_vertex_major(grad_x, batch)
         return None, None, grad_values, None, grad_x, None
 
 
@@ -229,7 +305,9 @@ def learned_spmm(
     free of repeats within the row, and the SDDMM runs once per block.
 
     Shapes:
-        crow ``(R+1,)``, col ``(nnz,)``, values ``(nnz,)``, x ``(N, F)`` -> ``(R, F)``.
+        crow ``(R+1,)``, col ``(nnz,)``, values ``(nnz,)``, x ``(N, F)`` -> ``(R, F)``, or
+        batched x ``(B, N, C)`` -> ``(B, R, C)`` (one product over the vertex-major
+        ``(N, B*C)`` copy, which is not kept for the backward).
     """
     shape = tuple(int(s) for s in shape)
     blocks = None if blocks is None else tuple(int(w) for w in blocks)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from deep3dmm.nn.spiral_gather import SpiralTables
+from deep3dmm.nn.spiral_gather import SpiralTables, _as_output
 
 __all__ = ["spiral_chunked_linear", "chunk_rows"]
 
@@ -95,7 +95,7 @@ class _ChunkedGatherLinear(torch.autograd.Function):
             out.add_(bias)
         ctx.chunks, ctx.shape, ctx.has_bias = chunks, (b, v, c), bias is not None
         ctx.save_for_backward(xf, weight)
-        return out.view(b, tables.vertices, o)
+        return _as_output(out, b, tables.vertices, o)
 
     @staticmethod
     def backward(ctx, grad):

@@ -121,9 +121,7 @@ class SpiralConv(nn.Module):
         if self._up_tables is None or self._up_tables[0] != key:
             tables = UpsampledSpiralTables(self.spirals, *parts, pool.in_vertices)
             self._up_tables = (key, tables)
-        return spiral_upsampled_linear(
-            x, self._up_tables[1], self.linear.weight, self.linear.bias
-        )
+        return spiral_upsampled_linear(x, self._up_tables[1], self.linear.weight, self.linear.bias)
 
     def _spirals_key(self) -> tuple:
         return (self.spirals.device, self.spirals.data_ptr(), self.spirals._version)

@@ -131,6 +131,17 @@ def _bag_sum(
     )
 
 
+def _as_output(flat: Tensor, *shape: int) -> Tensor:
+    """The contiguous forward temporary ``flat`` as a ``shape`` tensor with no view relation.
+
+    A custom Function's output that is a view of a tensor made inside the Function may not
+    be modified in place (autograd forbids it), and the autoencoder's activation runs in
+    place on conv outputs; ``flat`` dies with the forward, so its storage is handed over.
+    """
+    strides = torch.empty(shape, device="meta").stride()
+    return flat.new_empty(0).set_(flat.untyped_storage(), flat.storage_offset(), shape, strides)
+
+
 class _GatherLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, spirals, tables, weight, bias):
@@ -139,7 +150,7 @@ class _GatherLinear(torch.autograd.Function):
         y = gathered @ weight.t() if bias is None else torch.addmm(bias, gathered, weight.t())
         ctx.tables, ctx.shape, ctx.has_bias = tables, (b, v, c), bias is not None
         ctx.save_for_backward(gathered, weight)
-        return y.view(b, tables.vertices, -1)
+        return _as_output(y, b, tables.vertices, y.shape[1])
 
     @staticmethod
     def backward(ctx, grad):
@@ -188,7 +199,7 @@ class _MatmulGather(torch.autograd.Function):
             y += bias
         ctx.tables, ctx.shape, ctx.has_bias = tables, (b, v, c), bias is not None
         ctx.save_for_backward(x2, w_r)
-        return y.view(b, tables.vertices, o)
+        return _as_output(y, b, tables.vertices, o)
 
     @staticmethod
     def backward(ctx, grad):

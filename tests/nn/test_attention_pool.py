@@ -222,3 +222,33 @@ def test_topk_stays_exact_while_training_moves_keys_and_queries(small_hierarchy)
         ref = (q.t() @ k).topk(6, dim=1).indices.sort(dim=1).values
         assert torch.equal(index.sort(dim=1).values, ref)
     assert pool._candidates is not None  # the reuse path ran
+
+
+def test_prepared_mapping_is_the_forward_mapping_and_used_once(small_hierarchy):
+    """prepare() computes the next forward's mapping ahead: same output and gradients as
+    computing it in the forward; the forward drops it, and discard() drops an unused one."""
+    from deep3dmm.nn import MeshAutoencoder
+
+    torch.manual_seed(0)
+    model = MeshAutoencoder.build(small_hierarchy, conv="spiral", pool="attention",
+                                  channels=(8, 16), latent=6, top_k=(4, 8))  # fmt: skip
+    x = torch.randn(3, small_hierarchy.num_vertices[0], 3)
+    pool = model.down_pools[0]
+
+    def output_and_grads(prepare):
+        model.zero_grad()
+        if prepare:
+            pool.prepare()
+            assert pool._prepared is not None
+        y = pool(torch.tanh(x @ torch.ones(3, 8)))
+        assert pool._prepared is None  # consumed
+        (y * torch.arange(y.numel()).view_as(y)).sum().backward()
+        return y.detach(), pool.keys.grad.clone(), pool.queries.grad.clone()
+
+    for a, b in zip(output_and_grads(True), output_and_grads(False), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    pool.prepare()
+    pool.discard()
+    assert pool._prepared is None
+    model(x).sum().backward()  # the model prepares every head and leaves none behind
+    assert all(getattr(m, "_prepared", None) is None for m in model.modules())

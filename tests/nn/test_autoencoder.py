@@ -143,3 +143,41 @@ def test_overfits_eight_meshes(tiny_hierarchy, conv, pool):
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.1 * start, (start, loss.item())
+
+
+@pytest.mark.parametrize("conv,pool", COMBOS)
+def test_inplace_activation_same_numbers_fewer_saved_bytes(small_hierarchy, conv, pool):
+    """The in-place activation changes no output or gradient, and keeps less for backward.
+
+    Float64: the in-place ELU differentiates through its result (``y + alpha``), the
+    out-of-place one through its input (``alpha exp(x)``): equal up to rounding.
+    """
+    torch.manual_seed(0)
+    model = MeshAutoencoder.build(small_hierarchy, conv=conv, pool=pool, **SMALL).double()
+    assert model.activation.inplace
+    x = torch.randn(3, 162, 3, dtype=torch.double)
+
+    def run():
+        saved = {}
+
+        def pack(t):  # bytes of every distinct storage kept for the backward
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        model.zero_grad()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = model(x)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum().backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        return y.detach(), grads, sum(saved.values())
+
+    y_in, grads_in, bytes_in = run()
+    model.activation = torch.nn.ELU()  # the reference: out of place
+    y_out, grads_out, bytes_out = run()
+    torch.testing.assert_close(y_in, y_out, rtol=0, atol=0)
+    for a, b in zip(grads_in, grads_out, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    if conv == "cheb" and pool == "fixed":  # neither consumer keeps the activation's output
+        assert bytes_in == bytes_out
+    else:  # a spiral conv or an attention pool keeps it: in place, it is the conv's output
+        assert bytes_in < bytes_out

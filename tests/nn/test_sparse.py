@@ -85,3 +85,25 @@ def test_transpose_keeps_row_order_within_columns_on_both_paths():
     for c in range(cols):  # row order within each column
         part = counted.col_indices()[counted.crow_indices()[c] : counted.crow_indices()[c + 1]]
         assert torch.equal(part, part.sort().values)
+
+
+def test_learned_spmm_batched_input_equals_the_dense_product_per_sample():
+    """(B, N, C) input: Y_b = A X_b for every sample, values and input gradients as dense."""
+    crow, col = random_pattern(6, 9, 3, seed=5)
+    values = torch.randn(len(col), dtype=torch.double, requires_grad=True)
+    x = torch.randn(4, 9, 5, dtype=torch.double, requires_grad=True)
+    rows = torch.arange(6).repeat_interleave(3)
+
+    def dense(values):
+        return torch.zeros(6, 9, dtype=torch.double).index_put((rows, col), values, True)
+
+    y = learned_spmm(crow, col, values, (6, 9), x)
+    assert y.shape == (4, 6, 5) and y.is_contiguous()
+    want = torch.einsum("rn,bnc->brc", dense(values), x)  # independent: dense, per sample
+    torch.testing.assert_close(y, want)
+    probe = torch.randn(4, 6, 5, dtype=torch.double)
+    got = torch.autograd.grad((y * probe).sum(), (values, x))
+    ref = torch.autograd.grad((want * probe).sum(), (values, x))
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda v, x: learned_spmm(crow, col, v, (6, 9), x), (values, x))
