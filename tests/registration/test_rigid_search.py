@@ -179,3 +179,43 @@ def test_landmarks_give_one_candidate_and_skip_the_screen(face):
     )
     assert len(ranked) == 1
     assert _angle_deg(ranked[0][1].rotation, motion.rotation) < 1e-3
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.4])
+def test_alignment_does_not_depend_on_the_unit(face, monkeypatch, missing):
+    """The same template and scan in mm and in metres (x 1e-3): the same ICP, so the same
+    rotation, the translation x 1e-3, the cost x 1e-6 and as many ICP iterations (an
+    absolute stopping tolerance in the template's unit squared stopped ICP after a few
+    iterations in metres, a few degrees off; the truth is the scan's known motion)."""
+    from deep3dmm.registration import rigid, synthetic_scan
+
+    vertices, faces = face
+    scan = synthetic_scan(
+        vertices, faces, rng=np.random.default_rng(0), noise=0.5, translate=50.0, missing=missing
+    )
+    icp = rigid._rigid_icp
+    runs = {}
+    for unit in (1.0, 1e-3):
+        queries = []  # per ICP call: candidates, iterations (tree queries)
+
+        class Counting:
+            def __init__(self, tree):
+                self.tree = tree
+
+            def query(self, *args, **kwargs):
+                queries[-1][1] += 1
+                return self.tree.query(*args, **kwargs)
+
+        def counted(tree, target, points, initials, iterations):
+            queries.append([len(initials), 0])
+            return icp(Counting(tree), target, points, initials, iterations)
+
+        monkeypatch.setattr(rigid, "_rigid_icp", counted)
+        found, cost = align_to_scan(vertices * unit, faces, scan.scan.points * unit, scale=1.0)
+        runs[unit] = found, cost / unit**2, queries
+    (mm, mm_cost, mm_queries), (m, m_cost, m_queries) = runs[1.0], runs[1e-3]
+    assert m_queries == mm_queries
+    assert m_cost == pytest.approx(mm_cost, rel=1e-6)
+    assert _angle_deg(m.rotation, mm.rotation) < 1e-4
+    np.testing.assert_allclose(m.translation * 1e3, mm.translation, atol=1e-4)  # mm
+    assert _angle_deg(mm.rotation, scan.motion.rotation) < 1.0
