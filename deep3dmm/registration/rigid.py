@@ -17,7 +17,8 @@ best) run the full ICP from their initial pose, so they end exactly where the ex
 search would put them. One ``cKDTree`` of the template serves every candidate and every
 iteration, all candidates move together per iteration (one batched query, a closed-form
 Kabsch step each; the semantics of ``trimesh.registration.icp``, which rebuilds its
-tree per call). ICP runs scan -> template
+tree per call, with a stopping tolerance relative to the template's size instead of its
+absolute one, so meshes in mm and in metres align alike). ICP runs scan -> template
 so that a partial scan, whose every point has a counterpart on the template, is
 aligned without being pulled towards the missing parts. With landmarks, their
 Procrustes solution is the only candidate (ICP refines it): landmark-blind candidates
@@ -169,7 +170,10 @@ def principal_axes_candidates(
     return out
 
 
-_ICP_TOLERANCE = 1e-5  # stop once the cost falls by less (trimesh's icp default; template unit^2)
+# ICP stops once the cost falls by less than this x the template's mean squared radius:
+# scale-invariant (the same iterations in mm and in metres). 1e-9 x (75-82 mm)^2 on face
+# templates is 6-7e-6 mm^2, under trimesh's absolute 1e-5 that never stopped ICP there.
+_ICP_TOLERANCE = 1e-9
 _DISTINCT = np.deg2rad(10.0)  # two ICP ends this far apart are different poses
 
 
@@ -193,13 +197,18 @@ def _rigid_icp(
     iteration the closest target vertex of every moved point (``tree``, a ``cKDTree`` of
     ``target`` built once by the caller), then the closed-form rotation and translation
     (Kabsch) onto those; a candidate stops once its cost falls by less than
-    ``_ICP_TOLERANCE``. All candidates share one tree query per iteration.
+    ``_ICP_TOLERANCE`` x the mean squared distance of the ``target`` vertices from their
+    centroid (its squared RMS radius): a rule relative to the template's size, so the
+    same meshes in mm and in metres run the same iterations (trimesh's absolute 1e-5 in
+    the template's unit squared is (3 mm)^2 in metres and stopped ICP after a few
+    iterations). All candidates share one tree query per iteration.
 
     Returns:
         ``(matrices (K, 4, 4), costs (K,))``: scan -> template, and the mean squared distance
         to the closest points of the last iteration (after its update).
     """
     matrices = np.array(initials, dtype=np.float64)  # (K, 4, 4)
+    tolerance = _ICP_TOLERANCE * float(((target - target.mean(axis=0)) ** 2).sum(axis=1).mean())
     moved = points[None] @ matrices[:, :3, :3].transpose(0, 2, 1) + matrices[:, None, :3, 3]
     costs = np.full(len(matrices), np.inf)
     active = np.ones(len(matrices), dtype=bool)
@@ -221,7 +230,7 @@ def _rigid_icp(
         step[:, :3, :3], step[:, :3, 3], step[:, 3, 3] = rotation, shift, 1.0
         moved[index] = a
         matrices[index] = step @ matrices[index]
-        active[index] = costs[index] - cost >= _ICP_TOLERANCE
+        active[index] = costs[index] - cost >= tolerance
         costs[index] = cost
         if not active.any():
             break
@@ -372,7 +381,9 @@ def align_to_scan(
         scale: a fixed scale (e.g. 1 for a model in the scan's unit), else estimated from
             the landmarks or the point spread.
         icp_points: scan points used by ICP (random subset).
-        icp_iterations: ICP iterations per candidate.
+        icp_iterations: ICP iterations per candidate, at most: a candidate stops once its
+            cost falls by less than 1e-9 x the template's squared RMS radius (relative to
+            the template's size, so the result does not depend on the unit).
         coarse_points: scan points of the coarse ICP that screens the 25 landmark-free
             candidates (a random subset of the ``icp_points``).
         coarse_iterations: coarse ICP iterations per candidate.

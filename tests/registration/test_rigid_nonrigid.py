@@ -129,4 +129,10 @@ def test_alignment_of_a_cropped_scan_whose_principal_axes_swap(seed):
     assert abs(first[0] @ first[1]) < 0.2  # the long axis is no longer the first
     scan = motion.apply(kept)
     found, _ = align_to_scan(template, None, scan, scale=1.0)
-    assert _angle_deg(found.rotation, motion.rotation) < 5.0
+    # A wrong frame (the long axis on the scan's second axis) is >= 90 degrees off; the
+    # right one ends a few degrees off, as nearest-vertex ICP on this coarse cut blob
+    # (642 vertices, ~15 mm apart) settles 2.7-9.5 degrees from the truth (seeds 2 and 4:
+    # 6.6 and 9.5). The former bound of 5 held only in metres, where the old absolute ICP
+    # tolerance (1e-5 m^2) stopped ICP after a few iterations; the same blob in mm ended
+    # 6.6 and 9.5 degrees off with the old code too.
+    assert _angle_deg(found.rotation, motion.rotation) < 15.0

@@ -9,7 +9,12 @@ import pytest
 
 from deep3dmm.mesh import read_mesh, shapes
 from deep3dmm.registration import Similarity
-from deep3dmm.registration.rigid import _rigid_icp, align_to_scan, alignment_candidates
+from deep3dmm.registration.rigid import (
+    _ICP_TOLERANCE,
+    _rigid_icp,
+    align_to_scan,
+    alignment_candidates,
+)
 from deep3dmm.registration.synthetic import random_rotation
 from tests.registration.conftest import bumpy
 
@@ -66,9 +71,17 @@ def test_batched_icp_matches_trimesh_icp():
         @ motion.inverse().matrix
     )
     matrices, costs = _rigid_icp(cKDTree(target), target, points, initials, 25)
+    # trimesh's tolerance is absolute: give it ours (relative to the template's size)
+    threshold = _ICP_TOLERANCE * ((target - target.mean(0)) ** 2).sum(1).mean()
     for initial, matrix, cost in zip(initials, matrices, costs):
         reference, _, reference_cost = trimesh.registration.icp(
-            points, target, initial=initial, max_iterations=25, reflection=False, scale=False
+            points,
+            target,
+            initial=initial,
+            threshold=threshold,
+            max_iterations=25,
+            reflection=False,
+            scale=False,
         )
         np.testing.assert_allclose(matrix, reference, atol=1e-8)
         assert cost == pytest.approx(reference_cost, rel=1e-9)
@@ -181,41 +194,50 @@ def test_landmarks_give_one_candidate_and_skip_the_screen(face):
     assert _angle_deg(ranked[0][1].rotation, motion.rotation) < 1e-3
 
 
+class _CountingTree:
+    """A cKDTree whose queries (one per ICP iteration) are counted in ``counts[-1]``."""
+
+    def __init__(self, tree, counts: list):
+        self.tree, self.counts = tree, counts
+
+    def query(self, *args, **kwargs):
+        self.counts[-1][1] += 1
+        return self.tree.query(*args, **kwargs)
+
+
+def _counted_alignment(monkeypatch, template, faces, scan):
+    """``align_to_scan`` and, per ICP call, ``[candidates, iterations]``."""
+    from deep3dmm.registration import rigid
+
+    counts = []
+
+    def counted(tree, target, points, initials, iterations):
+        counts.append([len(initials), 0])
+        return _rigid_icp(_CountingTree(tree, counts), target, points, initials, iterations)
+
+    monkeypatch.setattr(rigid, "_rigid_icp", counted)
+    found, cost = align_to_scan(template, faces, scan, scale=1.0)
+    return found, cost, counts
+
+
 @pytest.mark.parametrize("missing", [0.0, 0.4])
 def test_alignment_does_not_depend_on_the_unit(face, monkeypatch, missing):
     """The same template and scan in mm and in metres (x 1e-3): the same ICP, so the same
     rotation, the translation x 1e-3, the cost x 1e-6 and as many ICP iterations (an
     absolute stopping tolerance in the template's unit squared stopped ICP after a few
     iterations in metres, a few degrees off; the truth is the scan's known motion)."""
-    from deep3dmm.registration import rigid, synthetic_scan
+    from deep3dmm.registration import synthetic_scan
 
     vertices, faces = face
     scan = synthetic_scan(
         vertices, faces, rng=np.random.default_rng(0), noise=0.5, translate=50.0, missing=missing
     )
-    icp = rigid._rigid_icp
-    runs = {}
-    for unit in (1.0, 1e-3):
-        queries = []  # per ICP call: candidates, iterations (tree queries)
-
-        class Counting:
-            def __init__(self, tree):
-                self.tree = tree
-
-            def query(self, *args, **kwargs):
-                queries[-1][1] += 1
-                return self.tree.query(*args, **kwargs)
-
-        def counted(tree, target, points, initials, iterations):
-            queries.append([len(initials), 0])
-            return icp(Counting(tree), target, points, initials, iterations)
-
-        monkeypatch.setattr(rigid, "_rigid_icp", counted)
-        found, cost = align_to_scan(vertices * unit, faces, scan.scan.points * unit, scale=1.0)
-        runs[unit] = found, cost / unit**2, queries
-    (mm, mm_cost, mm_queries), (m, m_cost, m_queries) = runs[1.0], runs[1e-3]
-    assert m_queries == mm_queries
-    assert m_cost == pytest.approx(mm_cost, rel=1e-6)
+    mm, mm_cost, mm_counts = _counted_alignment(monkeypatch, vertices, faces, scan.scan.points)
+    m, m_cost, m_counts = _counted_alignment(
+        monkeypatch, vertices * 1e-3, faces, scan.scan.points * 1e-3
+    )
+    assert m_counts == mm_counts
+    assert m_cost * 1e6 == pytest.approx(mm_cost, rel=1e-6)
     assert _angle_deg(m.rotation, mm.rotation) < 1e-4
     np.testing.assert_allclose(m.translation * 1e3, mm.translation, atol=1e-4)  # mm
     assert _angle_deg(mm.rotation, scan.motion.rotation) < 1.0
