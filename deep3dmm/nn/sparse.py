@@ -173,34 +173,40 @@ def _bag_sum(x: Tensor, csr: tuple[Tensor, Tensor, Tensor]) -> Tensor:
 
 class _BatchedBagSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, forward, backward, out_vertices):
+    def forward(ctx, x, module, name, out_vertices):
         b, v, c = x.shape
-        ctx.backward_csr, ctx.shape = backward, (b, v, c)
+        ctx.module, ctx.name, ctx.shape = module, name, (b, v, c)
+        forward = _batched_csr(module, name, b)
         return _bag_sum(x.reshape(b * v, c).contiguous(), forward).view(b, out_vertices, c)
 
     @staticmethod
     def backward(ctx, grad):
         b, v, c = ctx.shape
         grad = grad.reshape(-1, c).contiguous()
-        return _bag_sum(grad, ctx.backward_csr).view(b, v, c), None, None, None
+        transposed = _batched_csr(ctx.module, f"{ctx.name}_t", b)  # built on first need
+        return _bag_sum(grad, transposed).view(b, v, c), None, None, None
 
 
 def batched_constant_spmm(module: nn.Module, name: str, x: Tensor) -> Tensor:
     """``Y_b = M X_b`` for every sample, ``M`` the constant CSR ``name`` of :func:`register_csr`.
 
-    On CPU in float32 one weighted bag sum over the block-diagonal ``diag(M, ..., M)`` reads
-    ``x`` in its ``(B*V_in, C)`` layout and writes ``(B*V_out, C)``: no vertex-major copy in
-    or out (the index arrays repeat ``M``'s per sample, cached). Elsewhere one
-    :func:`constant_spmm` over the vertex-major ``(V_in, B*C)`` features.
+    On CPU in float32, when ``M`` is sparse enough, one weighted bag sum over the
+    block-diagonal ``diag(M, ..., M)`` reads ``x`` in its ``(B*V_in, C)`` layout and writes
+    ``(B*V_out, C)``: no vertex-major copy in or out. Its index arrays repeat ``M``'s per
+    sample and are cached (the transpose's only once a backward needs it), so the path is
+    taken while they are no larger than the two copies they avoid (``12 nnz B`` bytes
+    against ``4 (V_in + V_out) B C``: D and U, a frozen attention down-mapping; not a frozen
+    up-mapping with 35 entries per row). Otherwise one :func:`constant_spmm` over the
+    vertex-major ``(V_in, B*C)`` features.
 
     Shapes:
         x ``(B, V_in, C)`` -> ``(B, V_out, C)``.
     """
-    rows = int(getattr(module, f"{name}_shape")[0])
-    if x.device.type == "cpu" and x.dtype == torch.float32:
-        forward = _batched_csr(module, name, x.shape[0])
-        backward = _batched_csr(module, f"{name}_t", x.shape[0])
-        return _BatchedBagSum.apply(x, forward, backward, rows)
+    rows, cols = (int(n) for n in getattr(module, f"{name}_shape"))
+    nnz = getattr(module, f"{name}_col").numel()
+    sparse_enough = 3 * nnz <= (rows + cols) * x.shape[-1]
+    if x.device.type == "cpu" and x.dtype == torch.float32 and sparse_enough:
+        return _BatchedBagSum.apply(x, module, name, rows)
     a = csr_from_buffers(module, name)
     a_t = csr_from_buffers(module, name, transpose=True)
     return from_vertex_major(constant_spmm(a, a_t, to_vertex_major(x)), x.shape[0])

@@ -252,3 +252,22 @@ def test_prepared_mapping_is_the_forward_mapping_and_used_once(small_hierarchy):
     assert pool._prepared is None
     model(x).sum().backward()  # the model prepares every head and leaves none behind
     assert all(getattr(m, "_prepared", None) is None for m in model.modules())
+
+
+@pytest.mark.parametrize("channels", [5, 64])  # 11 entries per row: vertex-major / batched path
+def test_frozen_product_both_paths_equal_the_dense_mapping(small_hierarchy, channels):
+    """A frozen up-mapping's product (the batched bag sum when the mapping is sparse enough
+    for the channel count, else vertex-major) equals the dense matrix, values and gradient."""
+    torch.manual_seed(4)
+    pool = make_pool(small_hierarchy, "up", top_k=8)
+    pool.freeze()
+    dense = pool.mapping().to_dense()  # (V_out, V_in)
+    x = torch.randn(3, small_hierarchy.num_vertices[1], channels, requires_grad=True)
+    y = pool(x)
+    want = torch.einsum("oi,bic->boc", dense, x)
+    torch.testing.assert_close(y, want, atol=1e-5, rtol=1e-5)
+    probe = torch.randn_like(y)
+    (got,) = torch.autograd.grad((y * probe).sum(), x)
+    (ref,) = torch.autograd.grad((want * probe).sum(), x)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    assert ("_batched_csr" in pool.__dict__) == (channels == 64)
