@@ -261,7 +261,7 @@ class MeshAutoencoder(nn.Module):
         from ``generator``), in eval mode ``mu``. With ``return_kl`` also returns the
         per-mesh ``KL(q(z|x) || N(0, I))`` ``(B,)`` (zeros for a plain autoencoder).
         """
-        heads = [m for m in self.modules() if isinstance(m, AttentionPool)]
+        heads = [p for p in (*self.down_pools, *self.up_pools) if isinstance(p, AttentionPool)]
         try:
             for head in heads:  # the learned mappings first, before the activations exist
                 head.prepare()

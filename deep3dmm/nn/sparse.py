@@ -106,14 +106,7 @@ def spmm(a: Tensor, x: Tensor) -> Tensor:
     if a.dtype != x.dtype:
         a = a.to(x.dtype)
     if x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 2:
-        return F.embedding_bag(
-            a.col_indices(),
-            x.contiguous(),
-            a.crow_indices(),
-            mode="sum",
-            per_sample_weights=a.values(),
-            include_last_offset=True,
-        )
+        return _bag_sum(x, a.col_indices(), a.crow_indices(), a.values())
     return torch.sparse.mm(a, x)
 
 
@@ -163,11 +156,22 @@ def _batched_csr(module: nn.Module, name: str, batch: int) -> tuple[Tensor, Tens
     return cache[key]
 
 
-def _bag_sum(x: Tensor, csr: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    """Rows ``sum_e val_e x[col_e]`` of a (block-diagonal) CSR product on ``(N, C)`` rows."""
-    cols, offsets, values = csr
+def _bag_sum(
+    source: Tensor, indices: Tensor, offsets: Tensor, weights: Tensor | None = None
+) -> Tensor:
+    """``out[m] = sum_{e in bag m} w_e source[indices[e]]`` (``F.embedding_bag``, mode sum).
+
+    ``w_e = 1`` without ``weights``; ``offsets`` holds the last offset too (CSR row pointers).
+    """
+    if weights is not None:
+        weights = weights.to(source.dtype)
     return F.embedding_bag(
-        cols, x, offsets, mode="sum", per_sample_weights=values, include_last_offset=True
+        indices,
+        source.contiguous(),
+        offsets,
+        mode="sum",
+        per_sample_weights=weights,
+        include_last_offset=True,
     )
 
 
@@ -177,14 +181,14 @@ class _BatchedBagSum(torch.autograd.Function):
         b, v, c = x.shape
         ctx.module, ctx.name, ctx.shape = module, name, (b, v, c)
         forward = _batched_csr(module, name, b)
-        return _bag_sum(x.reshape(b * v, c).contiguous(), forward).view(b, out_vertices, c)
+        return _bag_sum(x.reshape(b * v, c), *forward).view(b, out_vertices, c)
 
     @staticmethod
     def backward(ctx, grad):
         b, v, c = ctx.shape
         grad = grad.reshape(-1, c).contiguous()
         transposed = _batched_csr(ctx.module, f"{ctx.name}_t", b)  # built on first need
-        return _bag_sum(grad, transposed).view(b, v, c), None, None, None
+        return _bag_sum(grad, *transposed).view(b, v, c), None, None, None
 
 
 def batched_constant_spmm(module: nn.Module, name: str, x: Tensor) -> Tensor:

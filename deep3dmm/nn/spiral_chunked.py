@@ -25,9 +25,9 @@ Same parameters and results as :func:`deep3dmm.nn.spiral_gather.spiral_gather_li
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from deep3dmm.nn.sparse import _bag_sum
 from deep3dmm.nn.spiral_gather import SpiralTables, _as_output
 
 __all__ = ["spiral_chunked_linear", "chunk_rows"]
@@ -110,7 +110,7 @@ class _ChunkedGatherLinear(torch.autograd.Function):
         grad_w = weight.new_zeros(o, length * c) if need_w and not need_x else None
         w_rt = weight.view(o, length, c).transpose(0, 1).reshape(length * o, c)  # (L*O, C_in)
         for start, end, z_t, z_offsets in ctx.chunks.backward if need_x else []:
-            dz = F.embedding_bag(z_t, grad, z_offsets, mode="sum", include_last_offset=True)
+            dz = _bag_sum(grad, z_t, z_offsets)
             dz = dz.view(end - start, length * o)  # (rows, L*O): dZ of input rows start..end
             torch.mm(dz, w_rt, out=grad_x[start:end])
             if need_w:

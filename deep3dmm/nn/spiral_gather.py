@@ -21,8 +21,9 @@ Two evaluation orders share the parameters (``SpiralConv`` picks the cheaper):
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from deep3dmm.nn.sparse import _bag_sum
 
 __all__ = ["SpiralTables", "spiral_gather_linear", "spiral_matmul_gather"]
 
@@ -110,25 +111,6 @@ class SpiralTables:
             setattr(self, name, getattr(self, name).to(device))
         self._batched = {}
         return self
-
-
-def _bag_sum(
-    source: Tensor, indices: Tensor, offsets: Tensor, weights: Tensor | None = None
-) -> Tensor:
-    """``out[m] = sum_{e in bag m} w_e source[indices[e]]`` (``F.embedding_bag``, mode sum).
-
-    ``w_e = 1`` without ``weights``.
-    """
-    if weights is not None:
-        weights = weights.to(source.dtype)
-    return F.embedding_bag(
-        indices,
-        source.contiguous(),
-        offsets,
-        mode="sum",
-        per_sample_weights=weights,
-        include_last_offset=True,
-    )
 
 
 def _as_output(flat: Tensor, *shape: int) -> Tensor:
