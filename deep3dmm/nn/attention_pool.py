@@ -21,6 +21,7 @@ from deep3dmm.nn.config import (
 from deep3dmm.nn.sparse import (
     batched_constant_spmm,
     csr_from_buffers,
+    index_dtype,
     learned_spmm,
     register_csr,
     sampled_dot,
@@ -224,24 +225,30 @@ class AttentionPool(nn.Module):
         self.queries = nn.Parameter(self._init_rows(out_vertices, mean, std, noise))  # (d, V_out)
         if mode == "fused":
             self.weight = nn.Parameter(torch.tensor([prior_weight, 1.0 - prior_weight]))  # (2,)
-        # CSR layout of the learned entries alone: k per row.
+        # CSR layout of the learned entries alone: k per row (int32 indices below 2^31 entries).
         k = self.top_k
+        fused = self.has_prior and mode == "fused"
+        prior_width = int((self.prior_crow[1:] - self.prior_crow[:-1]).max()) if fused else 0
+        self.index_dtype = index_dtype(self.out_vertices * (k + prior_width))
         self.register_buffer(
-            "row_pointers", torch.arange(0, self.out_vertices * k + 1, k), persistent=False
+            "row_pointers",
+            torch.arange(0, self.out_vertices * k + 1, k, dtype=self.index_dtype),
+            persistent=False,
         )
-        if self.has_prior and mode == "fused":
+        if fused:
             # One CSR holding both heads, so the fused P x is a single sparse product. Each
             # row is [prior block | learned block]: the prior's entries padded to the widest
             # prior row with zero-valued entries on columns the row does not use (each block
             # free of repeats, as the value gradient needs), then the k learned entries; a
             # regular layout, assembled by one concatenation per step.
             cols, vals = _padded_rows(self.prior_crow, self.prior_col, self.prior_val)
+            cols = cols.to(self.index_dtype)
             self.register_buffer("prior_block_col", cols, persistent=False)  # (V_out, w)
             self.register_buffer("prior_block_val", vals, persistent=False)  # (V_out, w)
             width = cols.shape[1] + k
             self.register_buffer(
                 "merged_crow",
-                torch.arange(0, self.out_vertices * width + 1, width),
+                torch.arange(0, self.out_vertices * width + 1, width, dtype=self.index_dtype),
                 persistent=False,
             )
 
@@ -263,7 +270,8 @@ class AttentionPool(nn.Module):
         """The learned head ``A``: top-k column indices and their normalised weights.
 
         Returns:
-            ``(indices (V_out, k) long, distinct and ascending within a row;
+            ``(indices (V_out, k), distinct and ascending within a row, int32 below 2^31
+            mapping entries (:func:`~deep3dmm.nn.sparse.index_dtype`);
             weights (V_out, k))``; ``weights`` carries gradients to the keys and queries.
             The indices are the exact top-k of the cosine scores, found by
             :func:`~deep3dmm.nn.topk.score_topk` from the previous call's candidates, or with
@@ -275,14 +283,19 @@ class AttentionPool(nn.Module):
             )
         keys = _unit_columns(self.keys)  # (d, V_in)
         queries = _unit_columns(self.queries)  # (d, V_out)
+        picked = None  # the picks' scores, when the search computed them
         if self.approximate:
-            index = self._clustered(queries.detach(), keys.detach())
+            index, picked = self._clustered(queries.detach(), keys.detach(), with_scores=True)
+            picked = picked.reshape(-1)
         else:
             index, self._candidates, _ = score_topk(
                 queries, keys, self.top_k, candidates=self._candidates, chunk_rows=self.chunk_rows
             )
+        index = index.to(self.index_dtype)
         # cos(q_i, k_j) for the k picked pairs only: an SDDMM, differentiable in q and k
-        scores = sampled_dot(self.row_pointers, index.reshape(-1), queries.t(), keys.t())
+        scores = sampled_dot(
+            self.row_pointers, index.reshape(-1), queries.t(), keys.t(), values=picked
+        )
         scores = scores.view(self.out_vertices, self.top_k).clamp_min(0.0)  # (V_out, k)
         if self.normalize == "l1":
             weights = scores / scores.sum(1, keepdim=True).clamp_min(1e-12)
@@ -302,7 +315,7 @@ class AttentionPool(nn.Module):
                 torch.arange(self.out_vertices, device=crow.device), counts
             )
             return torch.sparse_coo_tensor(
-                torch.stack([rows, col]), values, shape, check_invariants=False
+                torch.stack([rows, col.long()]), values, shape, check_invariants=False
             ).coalesce()
 
     def _learned_csr(self):

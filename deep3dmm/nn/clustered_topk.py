@@ -32,11 +32,18 @@ import math
 import torch
 from torch import Tensor
 
+from deep3dmm.nn.sparse import _sddmm, index_dtype
+
 __all__ = ["ClusteredTopK"]
 
 
 def _unit(x: Tensor) -> Tensor:
     return x * torch.rsqrt((x * x).sum(0, keepdim=True).clamp_min(1e-24))
+
+
+def _row_pointers(rows: int, width: int, like: Tensor) -> Tensor:
+    """CSR row pointers of a regular ``(rows, width)`` pattern, in ``like``'s index dtype."""
+    return torch.arange(0, rows * width + 1, width, dtype=like.dtype, device=like.device)
 
 
 class ClusteredTopK:
@@ -112,14 +119,18 @@ class ClusteredTopK:
 
     # ------------------------------------------------------------------ search
     @torch.no_grad()
-    def __call__(self, queries: Tensor, keys: Tensor) -> Tensor:
+    def __call__(
+        self, queries: Tensor, keys: Tensor, *, with_scores: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Indices ``(R, k)`` of the top-k columns (approximate; exact with ``certify``).
 
-        Ascending within a row.
+        Ascending within a row, int32 below 2^31 keys (:func:`~deep3dmm.nn.sparse.index_dtype`).
 
         Args:
             queries: ``(d, R)`` unit columns.
             keys: ``(d, N)`` unit columns.
+            with_scores: also return the picks' scores ``(R, k)``, ``<q_i, k_j>`` as the
+                search computed them (no second pass over the picks).
         """
         rows, n = queries.shape[1], keys.shape[1]
         reuse = (
@@ -131,32 +142,45 @@ class ClusteredTopK:
         )
         self.calls += 1
         if reuse:  # picked from the ascending candidates in their order: ascending
-            index = self._rescore(queries, keys, min(self.k, n))
+            index, scores = self._rescore(queries, keys, min(self.k, n))
         else:
-            index = self._search(queries, keys).sort(dim=1).values  # ascending within a row
+            index, scores = self._search(queries, keys)
+            index, order = index.sort(dim=1)  # ascending within a row
+            scores = None if scores is None else scores.gather(1, order)
+        index = index.to(index_dtype(n))
         self.previous = index
-        return index
+        if not with_scores:
+            return index
+        if scores is None:  # certified rows were recomputed: score the picks
+            scores = _sddmm(
+                _row_pointers(rows, index.shape[1], index), index.reshape(-1), (rows, n),
+                queries.t().contiguous(), keys.t().contiguous(),
+            ).view(rows, -1)  # fmt: skip
+        return index, scores
 
-    def _rescore(self, queries: Tensor, keys: Tensor, k: int) -> Tensor:
-        """Best ``k`` of each row's candidates by the current scores, ``(R, k)``, ascending.
+    def _rescore(self, queries: Tensor, keys: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """Best ``k`` of each row's candidates by the current scores, and those scores.
 
-        The candidates are stored ascending, so the picks come out ascending when taken
-        by a mask in candidate order (no sort of the result).
+        ``(R, k)`` each, ascending columns: the candidates are stored ascending and the picks
+        keep candidate order (each pick goes to its rank among the row's picks, one cumulative
+        sum over the row's pick mask; no sort, no boolean indexing).
         """
-        from deep3dmm.nn.sparse import _sddmm
-
         cand = self.candidates
         rows, width = cand.shape
-        if width == k:  # nothing to choose from: the last search's picks
-            return cand
-        pointers = torch.arange(0, rows * width + 1, width, device=cand.device)
         q_rows, k_rows = queries.t().contiguous(), keys.t().contiguous()
+        pointers = _row_pointers(rows, width, cand)
         scores = _sddmm(pointers, cand.reshape(-1), (rows, k_rows.shape[0]), q_rows, k_rows)
-        top = scores.view(rows, width).topk(k, dim=1, sorted=False).indices
-        picked = torch.zeros(rows, width, dtype=torch.bool, device=cand.device)
-        return cand[picked.scatter_(1, top, True)].view(rows, k)
+        scores = scores.view(rows, width)
+        if width == k:  # nothing to choose from: the last search's picks
+            return cand, scores
+        top = scores.topk(k, dim=1, sorted=False).indices  # (R, k) slots, in any order
+        picked = torch.zeros(rows, width, dtype=torch.uint8, device=cand.device)
+        rank = picked.scatter_(1, top, 1).cumsum(1, dtype=top.dtype).gather(1, top) - 1
+        slots = torch.empty_like(top).scatter_(1, rank, top)  # the picked slots, ascending
+        return cand.gather(1, slots), scores.gather(1, slots)
 
-    def _search(self, queries: Tensor, keys: Tensor) -> Tensor:
+    def _search(self, queries: Tensor, keys: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The clustered search: ``(index (R, k) long, any order; their scores or None)``."""
         rows, n = queries.shape[1], keys.shape[1]
         k = min(self.k, n)
         keep = k if self.search_every == 1 else min(self.width, n)  # candidates per row
@@ -201,16 +225,16 @@ class ClusteredTopK:
         if previous is not None and previous.shape == (rows, k):
             index, best = self._merge(q_rows, k_rows, index, best, previous.to(keys.device),
                                       group, assignment, near)  # fmt: skip
+        # ascending (see _rescore)
+        self.candidates = index.sort(dim=1).values.to(index_dtype(n))
         if keep > k:  # the keep best are the candidates of the rescoring calls
             top = best.topk(k, dim=1, sorted=False)
-            self.candidates = index.sort(dim=1).values  # ascending (see _rescore)
             index, best = index.gather(1, top.indices), top.values
-        else:
-            self.candidates = index.sort(dim=1).values
-        kth = best.amin(1)
         if self.certify:
+            kth = best.amin(1)
             self._certify(queries, keys, centroids, assignment, near, group, index, kth, k)
-        return index
+            return index, None  # recomputed rows: their scores are not in ``best``
+        return index, best
 
     def _merge(self, q_rows, k_rows, index, best, previous, group, assignment, near):
         """Best ``keep`` of this call's ``(R, keep)`` and the last ``(R, k)`` picks, rescored.
@@ -219,13 +243,11 @@ class ClusteredTopK:
         masked out), so no column appears twice. The previous picks are scored by one SDDMM
         (no ``(R k, d)`` gathered copies: 430 MB at 80k vertices, k = 32).
         """
-        from deep3dmm.nn.sparse import _sddmm
-
         clusters, keep = near.shape[0], index.shape[1]
         rows, k = previous.shape
         probed = torch.zeros(clusters, clusters, dtype=torch.bool, device=index.device)
         probed[torch.arange(clusters, device=index.device)[:, None], near] = True
-        pointers = torch.arange(0, rows * k + 1, k, device=index.device)
+        pointers = _row_pointers(rows, k, previous)
         scores = _sddmm(pointers, previous.reshape(-1), (rows, k_rows.shape[0]), q_rows, k_rows)
         scores = scores.view(rows, k).masked_fill(
             probed[group[:, None], assignment[previous]], float("-inf")

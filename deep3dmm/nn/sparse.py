@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "index_dtype",
     "csr_parts",
     "register_csr",
     "csr_from_buffers",
@@ -216,13 +217,23 @@ def batched_constant_spmm(module: nn.Module, name: str, x: Tensor) -> Tensor:
     return from_vertex_major(constant_spmm(a, a_t, to_vertex_major(x)), x.shape[0])
 
 
+def index_dtype(size: int) -> torch.dtype:
+    """``torch.int32`` for index arrays of tensors with fewer than 2^31 entries, else int64.
+
+    The bag-sum and SDDMM kernels take either (indices and row pointers of one dtype); int32
+    halves the memory of the learned mappings' per-step index arrays.
+    """
+    return torch.int32 if size < 2**31 else torch.int64
+
+
 def _transpose(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
     """The CSR tensor of ``A^T`` for a CSR ``A`` given by its arrays (duplicates allowed).
 
     Each row of ``A^T`` holds its entries in row order of ``A`` (a stable counting sort by
     column). On CPU that is scipy's ``tocsc`` (O(nnz + N), about 7x faster than the
     comparison sort ``torch.sort(col, stable=True)`` on the 2.8M entries of an 80k-vertex
-    up-mapping); other devices sort.
+    up-mapping), whose int32 index arrays are used as they come (no int64 copies); other
+    devices sort. The index dtype of the result may differ from ``A``'s.
     """
     rows, cols = shape
     if crow.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
@@ -230,17 +241,17 @@ def _transpose(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
             (values.detach().numpy(), col.numpy(), crow.numpy()), shape=(rows, cols)
         ).tocsc()  # no sum_duplicates: entries stay as they are, in row order per column
         return torch.sparse_csr_tensor(
-            torch.from_numpy(csc.indptr.astype(np.int64)),
-            torch.from_numpy(csc.indices.astype(np.int64)),
+            torch.from_numpy(csc.indptr),
+            torch.from_numpy(csc.indices),
             torch.from_numpy(csc.data),
             (cols, rows),
             check_invariants=False,
         )
     counts = crow[1:] - crow[:-1]
-    row = torch.repeat_interleave(torch.arange(rows, device=crow.device), counts)
+    row = torch.repeat_interleave(torch.arange(rows, dtype=col.dtype, device=crow.device), counts)
     # entries by (col, row): they are in row order, so a stable sort by col suffices
     order = torch.sort(col, stable=True).indices
-    t_crow = torch.zeros(cols + 1, dtype=crow.dtype, device=crow.device)
+    t_crow = torch.zeros(cols + 1, dtype=col.dtype, device=crow.device)
     t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=cols), 0)
     return torch.sparse_csr_tensor(
         t_crow, row[order], values[order], (cols, rows), check_invariants=False
@@ -284,7 +295,9 @@ class _LearnedSpMM(torch.autograd.Function):
                 pieces = []
                 for block in col.view(rows, -1).split(ctx.blocks, dim=1):
                     width = block.shape[1]
-                    pointers = torch.arange(0, rows * width + 1, width, device=col.device)
+                    pointers = torch.arange(
+                        0, rows * width + 1, width, dtype=col.dtype, device=col.device
+                    )
                     sampled = _sddmm(pointers, block.reshape(-1), ctx.shape, grad, x)
                     pieces.append(sampled.view(rows, width))
                 grad_values = torch.cat(pieces, 1).reshape(-1)
@@ -326,8 +339,10 @@ def learned_spmm(
 
 class _SampledDot(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, crow, col, a, b):
+    def forward(ctx, crow, col, a, b, values):
         ctx.save_for_backward(crow, col, a, b)
+        if values is not None:
+            return values.detach().clone()
         return _sddmm(crow, col, (a.shape[0], b.shape[0]), a, b)
 
     @staticmethod
@@ -340,21 +355,28 @@ class _SampledDot(torch.autograd.Function):
             grad_a = spmm(g, b)
         if ctx.needs_input_grad[3]:  # dL/db_j = sum_i g_ij a_i
             grad_b = spmm(_transpose(crow, col, grad, shape), a)
-        return None, None, grad_a, grad_b
+        return None, None, grad_a, grad_b, None
 
 
-def sampled_dot(crow: Tensor, col: Tensor, a: Tensor, b: Tensor) -> Tensor:
+def sampled_dot(
+    crow: Tensor, col: Tensor, a: Tensor, b: Tensor, *, values: Tensor | None = None
+) -> Tensor:
     """``<a_i, b_j>`` for every entry ``(i, j)`` of a CSR pattern, differentiable in a and b.
 
     The forward is one SDDMM; the backward is two sparse-dense products with the pattern
     holding the incoming gradient (and its transpose), so no dense ``(R, N)`` matrix and no
     per-entry copy of ``a`` or ``b`` is built.
 
+    Args:
+        values: the products when they are known already (the attention search scored the
+            pattern's entries to pick them): the forward returns them instead of computing
+            them again. The caller vouches that they are ``<a_i, b_j>``.
+
     Shapes:
         crow ``(R+1,)``, col ``(nnz,)`` (column indices distinct within a row),
         a ``(R, d)``, b ``(N, d)`` -> ``(nnz,)`` in entry order.
     """
-    return _SampledDot.apply(crow, col, a, b)
+    return _SampledDot.apply(crow, col, a, b, values)
 
 
 def to_vertex_major(x: Tensor) -> Tensor:

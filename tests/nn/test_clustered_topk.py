@@ -119,3 +119,21 @@ def test_calls_between_searches_rescore_the_candidates():
 
 def test_certified_search_searches_every_call():
     assert ClusteredTopK(4, certify=True, search_every=5).search_every == 1
+
+
+def test_scores_returned_with_the_picks_are_their_products_on_every_path():
+    """Search calls, rescoring calls and certified calls (rows recomputed densely) all
+    return the picks' scores; checked against the dense product at the picks. The picks
+    come in int32, ascending within a row."""
+    q, k = attention_like(21, 150, 10).float(), attention_like(21, 1500, 11).float()
+    g = torch.Generator().manual_seed(12)
+    for search in (ClusteredTopK(8, cluster_size=64, probes=4, search_every=3),
+                   ClusteredTopK(8, cluster_size=64, probes=2, certify=True)):  # fmt: skip
+        for call in range(5):
+            index, scores = search(q, k, with_scores=True)
+            assert index.dtype == torch.int32 and scores.shape == (150, 8)
+            assert bool((index[:, 1:] > index[:, :-1]).all()), call
+            dense = (q.t() @ k).gather(1, index.long())  # independent: the full product
+            torch.testing.assert_close(scores, dense, rtol=0, atol=1e-5)
+            q = unit(q + 0.01 * torch.randn(q.shape, generator=g))
+            k = unit(k + 0.01 * torch.randn(k.shape, generator=g))

@@ -20,6 +20,20 @@ def test_sampled_dot_matches_dense_products_and_their_gradients():
     assert torch.autograd.gradcheck(lambda a, b: sampled_dot(crow, col, a, b), (a, b))
 
 
+def test_sampled_dot_with_known_values_returns_them_and_the_same_gradients():
+    crow, col = random_pattern(6, 9, 3, seed=1)
+    a = torch.randn(6, 4, dtype=torch.double, requires_grad=True)
+    b = torch.randn(9, 4, dtype=torch.double, requires_grad=True)
+    known = sampled_dot(crow, col, a, b).detach()
+    given = sampled_dot(crow, col, a, b, values=known)
+    assert torch.equal(given, known)
+    probe = torch.randn(len(col), dtype=torch.double)
+    want = torch.autograd.grad((sampled_dot(crow, col, a, b) * probe).sum(), (a, b))
+    got = torch.autograd.grad((given * probe).sum(), (a, b))
+    for x, y in zip(got, want, strict=True):
+        torch.testing.assert_close(x, y)
+
+
 def test_learned_spmm_blocks_with_repeated_unsorted_columns():
     """Rows [2, 0 | 2] and [1, 0 | 1]: repeats across blocks add up, each has its gradient."""
     crow = torch.tensor([0, 3, 6])
