@@ -36,6 +36,15 @@ __all__ = [
 # are silenced by the entry points (deep3dmm.cli.QUIET_WARNINGS), not by the library.
 
 
+def index_dtype(size: int) -> torch.dtype:
+    """``torch.int32`` for index arrays of tensors with fewer than 2^31 entries, else int64.
+
+    The bag-sum and SDDMM kernels take either (indices and row pointers of one dtype); int32
+    halves the memory of the learned mappings' per-step index arrays.
+    """
+    return torch.int32 if size < 2**31 else torch.int64
+
+
 def csr_parts(matrix) -> tuple[Tensor, Tensor, Tensor]:
     """Canonical CSR arrays ``(crow (R+1,), col (nnz,), val (nnz,))`` of a scipy/torch matrix.
 
@@ -139,7 +148,7 @@ def constant_spmm(a: Tensor, a_t: Tensor, x: Tensor) -> Tensor:
 def _batched_csr(module: nn.Module, name: str, batch: int) -> tuple[Tensor, Tensor, Tensor]:
     """``(cols, offsets, values)`` of the CSR ``name`` repeated block-diagonally ``batch`` times.
 
-    Cached on the module while the buffers are unchanged.
+    Cached on the module while the buffers are unchanged; int32 indices while they fit.
     """
     crow, col, val = (getattr(module, f"{name}_{part}") for part in ("crow", "col", "val"))
     key = (name, batch, crow.data_ptr(), col.data_ptr(), val.data_ptr(), val._version)
@@ -147,10 +156,11 @@ def _batched_csr(module: nn.Module, name: str, batch: int) -> tuple[Tensor, Tens
     if key not in cache:
         base = name.removesuffix("_t")  # the transpose's columns are M's rows
         sources = int(getattr(module, f"{base}_shape")[0 if name != base else 1])
-        shift = torch.arange(batch, device=col.device)
-        cols = (col[None, :] + shift[:, None] * sources).reshape(-1)
-        starts = (crow[None, :-1] + shift[:, None] * col.numel()).reshape(-1)
-        end = torch.tensor([batch * col.numel()], device=col.device)
+        dtype = index_dtype(batch * max(sources, col.numel()) + 1)
+        shift = torch.arange(batch, dtype=dtype, device=col.device)
+        cols = (col.to(dtype)[None, :] + shift[:, None] * sources).reshape(-1)
+        starts = (crow[:-1].to(dtype)[None, :] + shift[:, None] * col.numel()).reshape(-1)
+        end = torch.tensor([batch * col.numel()], dtype=dtype, device=col.device)
         for old in [k for k in cache if k[0] == name]:
             del cache[old]
         cache[key] = (cols, torch.cat([starts, end]), val.repeat(batch))
@@ -215,15 +225,6 @@ def batched_constant_spmm(module: nn.Module, name: str, x: Tensor) -> Tensor:
     a = csr_from_buffers(module, name)
     a_t = csr_from_buffers(module, name, transpose=True)
     return from_vertex_major(constant_spmm(a, a_t, to_vertex_major(x)), x.shape[0])
-
-
-def index_dtype(size: int) -> torch.dtype:
-    """``torch.int32`` for index arrays of tensors with fewer than 2^31 entries, else int64.
-
-    The bag-sum and SDDMM kernels take either (indices and row pointers of one dtype); int32
-    halves the memory of the learned mappings' per-step index arrays.
-    """
-    return torch.int32 if size < 2**31 else torch.int64
 
 
 def _transpose(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:

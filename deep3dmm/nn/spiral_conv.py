@@ -127,10 +127,13 @@ class SpiralConv(nn.Module):
         return (self.spirals.device, self.spirals.data_ptr(), self.spirals._version)
 
     def tables(self) -> SpiralTables:
-        """The transposed spiral tables, rebuilt when the ``spirals`` buffer changes or moves."""
+        """The transposed spiral tables, rebuilt when the ``spirals`` buffer changes or moves.
+
+        Shared with every convolution of equal spirals (:meth:`SpiralTables.shared`).
+        """
         key = self._spirals_key()
         if self._tables is None or self._tables[0] != key:
-            self._tables = (key, SpiralTables(self.spirals))
+            self._tables = (key, SpiralTables.shared(self.spirals))
         return self._tables[1]
 
     def row_tables(self, rows: Tensor) -> tuple[Tensor, SpiralTables]:

@@ -20,10 +20,13 @@ Two evaluation orders share the parameters (``SpiralConv`` picks the cheaper):
 
 from __future__ import annotations
 
+import hashlib
+import weakref
+
 import torch
 from torch import Tensor
 
-from deep3dmm.nn.sparse import _bag_sum
+from deep3dmm.nn.sparse import _bag_sum, index_dtype
 
 __all__ = ["SpiralTables", "spiral_gather_linear", "spiral_matmul_gather"]
 
@@ -32,19 +35,26 @@ def _transpose_table(index: Tensor, bags: int) -> tuple[Tensor, Tensor]:
     """CSR transpose of a flat index list.
 
     For every target ``t < bags``, the positions ``p`` with ``index[p] == t`` in increasing
-    order. Returns ``(positions (E,), offsets (bags+1,))``.
+    order. Returns ``(positions (E,), offsets (bags+1,))``, both in ``index``'s dtype.
     """
-    positions = torch.sort(index, stable=True).indices
-    offsets = torch.zeros(bags + 1, dtype=torch.long, device=index.device)
+    positions = torch.sort(index, stable=True).indices.to(index.dtype)
+    offsets = torch.zeros(bags + 1, dtype=index.dtype, device=index.device)
     offsets[1:] = torch.cumsum(torch.bincount(index, minlength=bags), 0)
     return positions, offsets
+
+
+#: Tables of equal spirals, shared by the convolutions of one level (see ``SpiralTables.shared``).
+_SHARED: weakref.WeakValueDictionary[tuple, SpiralTables] = weakref.WeakValueDictionary()
 
 
 class SpiralTables:
     """Index tables of one spiral level for both orders, expanded per batch size on demand.
 
+    Index arrays are int32 while their entries fit (:func:`~deep3dmm.nn.sparse.index_dtype`):
+    half the memory of int64, which the bag-sum and gather kernels take alike.
+
     Args:
-        spirals: ``(V_out, L)`` long indices into ``V_in`` input vertices (``V_out < V_in``
+        spirals: ``(V_out, L)`` integer indices into ``V_in`` input vertices (``V_out < V_in``
             when only some outputs are wanted, e.g. the vertices a selection pooling keeps).
         in_vertices: ``V_in`` (default ``V_out``: the square table of a level).
     """
@@ -53,16 +63,36 @@ class SpiralTables:
         v, length = spirals.shape
         self.vertices, self.length = int(v), int(length)
         self.in_vertices = self.vertices if in_vertices is None else int(in_vertices)
+        dtype = index_dtype(max(self.vertices, self.in_vertices) * self.length + 1)
+        spirals = spirals.to(dtype)
         flat = spirals.reshape(-1)
         self.flat = flat  # (V_out*L,) the spiral of output i at positions i*L .. i*L+L-1
         # gather first: the gradient of x_j gathers the rows i*L + l of dG with S_il = j
         self.gather_t, self.gather_t_offsets = _transpose_table(flat, self.in_vertices)
         # matmul first: y_i sums the rows S_il*L + l of Z (bags of L); dZ_(j,l) sums dy_i
-        self.z_rows = (spirals * length + torch.arange(length, device=spirals.device)).reshape(-1)
+        steps = torch.arange(length, dtype=dtype, device=spirals.device)
+        self.z_rows = (spirals * length + steps).reshape(-1)
         z_t, self.z_t_offsets = _transpose_table(self.z_rows, self.in_vertices * self.length)
         self.z_t = torch.div(z_t, length, rounding_mode="floor")  # the vertex i of (i, l)
-        self.z_offsets = torch.arange(0, self.z_rows.numel() + 1, length, device=spirals.device)
+        self.z_offsets = torch.arange(
+            0, self.z_rows.numel() + 1, length, dtype=dtype, device=spirals.device
+        )
         self._batched: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    @classmethod
+    def shared(cls, spirals: Tensor) -> SpiralTables:
+        """The square tables of ``spirals``, one instance for all equal spirals in the process.
+
+        The encoder's, decoder's and output convolutions of a level hold equal spirals: their
+        tables (and per-batch expansions, ~100 MB at 80k vertices and batch 4) are built and
+        kept once. Kept while some convolution uses them (a weak cache keyed by content).
+        """
+        digest = hashlib.blake2b(spirals.detach().cpu().numpy().tobytes(), digest_size=16)
+        key = (str(spirals.device), tuple(spirals.shape), str(spirals.dtype), digest.hexdigest())
+        tables = _SHARED.get(key)
+        if tables is None:
+            tables = _SHARED[key] = cls(spirals)
+        return tables
 
     def batched(self, name: str, batch: int) -> tuple[Tensor, Tensor]:
         """``(indices, offsets)`` of table ``name`` repeated for ``batch`` samples.
@@ -80,10 +110,12 @@ class SpiralTables:
                 # dy (B*V_out rows) -> dZ: one bag per (j, l)
                 "z_t": (self.z_t, self.z_t_offsets, self.vertices),
             }[name]
-            shift = torch.arange(batch, device=index.device)
+            dtype = index_dtype(batch * max(source, index.numel()) + 1)
+            index, offsets = index.to(dtype), offsets.to(dtype)
+            shift = torch.arange(batch, dtype=dtype, device=index.device)
             indices = (index[None, :] + shift[:, None] * source).reshape(-1)
             starts = (offsets[None, :-1] + shift[:, None] * index.numel()).reshape(-1)
-            end = torch.tensor([batch * index.numel()], device=index.device)
+            end = torch.tensor([batch * index.numel()], dtype=dtype, device=index.device)
             self._batched = {k: v for k, v in self._batched.items() if k[1] == batch}
             self._batched[key] = (indices, torch.cat([starts, end]))
         return self._batched[key]
@@ -92,9 +124,11 @@ class SpiralTables:
         """``(B*V_out*L,)`` rows of the flat ``(B*V_in, C)`` input along every spiral, by sample."""
         key = ("gather", batch)
         if key not in self._batched:
-            shift = torch.arange(batch, device=self.flat.device) * self.in_vertices
+            dtype = index_dtype(batch * self.in_vertices + 1)
+            shift = torch.arange(batch, dtype=dtype, device=self.flat.device) * self.in_vertices
             self._batched = {k: v for k, v in self._batched.items() if k[1] == batch}
-            self._batched[key] = ((self.flat[None, :] + shift[:, None]).reshape(-1), None)
+            flat = self.flat.to(dtype)
+            self._batched[key] = ((flat[None, :] + shift[:, None]).reshape(-1), None)
         return self._batched[key][0]
 
     def matmul_csr(self, transpose: bool, batch: int) -> tuple[Tensor, Tensor, None]:
@@ -103,14 +137,6 @@ class SpiralTables:
         ``Z -> y`` (with ``transpose``: ``dy -> dZ``); the weights are all 1 (``None``).
         """
         return (*self.batched("z_t" if transpose else "z", batch), None)
-
-    def to(self, device) -> SpiralTables:
-        """Move every table to ``device`` (drops the per-batch cache)."""
-        self.flat = self.flat.to(device)
-        for name in ("gather_t", "gather_t_offsets", "z_rows", "z_offsets", "z_t", "z_t_offsets"):
-            setattr(self, name, getattr(self, name).to(device))
-        self._batched = {}
-        return self
 
 
 def _as_output(flat: Tensor, *shape: int) -> Tensor:

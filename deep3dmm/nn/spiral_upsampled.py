@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from deep3dmm.nn.sparse import index_dtype
 from deep3dmm.nn.spiral_gather import _transpose_table, spiral_matmul_gather
 
 __all__ = ["UpsampledSpiralTables", "spiral_upsampled_linear"]
@@ -47,12 +48,15 @@ class UpsampledSpiralTables:
         p = torch.repeat_interleave(torch.arange(j.numel(), device=device), count)
         first = torch.cumsum(count, 0) - count  # the first entry of position p
         e = torch.arange(p.numel(), device=device) - first[p] + start[p]  # entries of U
-        self.cols = col[e] * length + p % length  # rows k*L + l of Z, ordered by output i
+        dtype = index_dtype(max(p.numel(), self.coarse * length, fine) + 1)
+        cols = col[e] * length + p % length  # rows k*L + l of Z, ordered by output i
+        self.cols = cols.to(dtype)
         self.vals = val[e]
-        self.offsets = torch.zeros(fine + 1, dtype=torch.long, device=device)
+        self.offsets = torch.zeros(fine + 1, dtype=dtype, device=device)
         self.offsets[1:] = torch.cumsum(count.view(fine, length).sum(1), 0)
         order, self.t_offsets = _transpose_table(self.cols, self.coarse * length)
-        self.t_cols = torch.div(p[order], length, rounding_mode="floor")  # the output i
+        outputs = torch.div(p.to(dtype), length, rounding_mode="floor")
+        self.t_cols = outputs[order]  # the output i
         self.t_vals = self.vals[order]
         self._batched: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
 
@@ -66,10 +70,12 @@ class UpsampledSpiralTables:
                 else (self.cols, self.offsets, self.vals)
             )
             source = self.vertices if transpose else self.coarse * self.length
-            shift = torch.arange(batch, device=cols.device)
+            dtype = index_dtype(batch * max(source, cols.numel()) + 1)
+            cols, offsets = cols.to(dtype), offsets.to(dtype)
+            shift = torch.arange(batch, dtype=dtype, device=cols.device)
             cols_b = (cols[None, :] + shift[:, None] * source).reshape(-1)
             starts = (offsets[None, :-1] + shift[:, None] * cols.numel()).reshape(-1)
-            end = torch.tensor([batch * cols.numel()], device=cols.device)
+            end = torch.tensor([batch * cols.numel()], dtype=dtype, device=cols.device)
             self._batched = {k: v for k, v in self._batched.items() if k[1] == batch}
             self._batched[key] = (cols_b, torch.cat([starts, end]), vals.repeat(batch))
         return self._batched[key]

@@ -132,3 +132,24 @@ def test_cuda_matches_cpu(small_hierarchy, c_in, c_out):
     gpu = outputs_and_gradients(lambda m, t: m(t), conv, x.cuda(), probe.cuda())
     for a, b in zip(cpu, gpu, strict=True):
         torch.testing.assert_close(a, b.cpu(), atol=1e-5, rtol=1e-5)
+
+
+def test_convolutions_of_equal_spirals_share_one_int32_table(small_hierarchy):
+    """Three convolutions of a level (separate but equal spiral tensors) build the tables
+    once; other spirals get their own. The shared tables still give each layer its own
+    result (checked against the independent loop reference)."""
+    spirals = torch.as_tensor(small_hierarchy.spirals[0])
+    convs = [SpiralConv(c_in, c_out, spirals.clone()) for c_in, c_out in ((3, 8), (8, 8), (8, 3))]
+    tables = [conv.tables() for conv in convs]
+    assert tables[0] is tables[1] is tables[2]
+    assert tables[0].flat.dtype == torch.int32 and tables[0].batched("z_t", 4)[0].dtype == (
+        torch.int32
+    )
+    other = SpiralConv(3, 8, padded_spirals(small_hierarchy, 0))
+    assert other.tables() is not tables[0]
+    torch.manual_seed(2)
+    x = torch.randn(2, convs[0].num_vertices, 3)
+    for conv in convs:
+        y = conv(x)
+        torch.testing.assert_close(y, loop_reference(conv, x), rtol=1e-5, atol=1e-5)
+        x = y
