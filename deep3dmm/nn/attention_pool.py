@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from deep3dmm.errors import ConfigError
 from deep3dmm.nn.checks import check_features
+from deep3dmm.nn.attention_values import mapping_values
 from deep3dmm.nn.clustered_topk import ClusteredTopK
 from deep3dmm.nn.config import (
     APPROXIMATE_SEARCH_EVERY,
@@ -277,6 +278,16 @@ class AttentionPool(nn.Module):
             :func:`~deep3dmm.nn.topk.score_topk` from the previous call's candidates, or with
             :attr:`approximate` the clustered search's (approximate) top-k.
         """
+        index, scores = self._picks()
+        one = torch.ones((), dtype=scores.dtype, device=scores.device)
+        weights = mapping_values(scores, None, one * 0, one, self.normalize)
+        return index, weights.view(self.out_vertices, self.top_k)
+
+    def _picks(self) -> tuple[Tensor, Tensor]:
+        """``(indices (V_out, k), their cosine scores (V_out, k))``; see :meth:`attention`.
+
+        The scores are differentiable in the keys and queries.
+        """
         if self.mode == "prior" or self.frozen:
             raise ConfigError(
                 f"AttentionPool: no learned head (mode={self.mode!r}, frozen={self.frozen})"
@@ -296,12 +307,7 @@ class AttentionPool(nn.Module):
         scores = sampled_dot(
             self.row_pointers, index.reshape(-1), queries.t(), keys.t(), values=picked
         )
-        scores = scores.view(self.out_vertices, self.top_k).clamp_min(0.0)  # (V_out, k)
-        if self.normalize == "l1":
-            weights = scores / scores.sum(1, keepdim=True).clamp_min(1e-12)
-        else:
-            weights = torch.softmax(scores, dim=1)
-        return index, weights
+        return index, scores.view(self.out_vertices, self.top_k)
 
     def mapping(self) -> Tensor:
         """The current ``P`` as a coalesced sparse COO tensor ``(V_out, V_in)`` (detached)."""
@@ -328,12 +334,13 @@ class AttentionPool(nn.Module):
         """
         if self.mode == "prior":
             return self.prior_crow, self.prior_col, self.prior_val, None
-        index, weights = self.attention()
+        index, scores = self._picks()
         c0, c1 = self._coefficients()
         if self.mode == "learned":
-            return self.row_pointers, index.reshape(-1), weights.reshape(-1) * c1, None
+            values = mapping_values(scores, None, c0, c1, self.normalize)
+            return self.row_pointers, index.reshape(-1), values, None
         col = torch.cat([self.prior_block_col, index], 1).reshape(-1)
-        values = torch.cat([self.prior_block_val * c0, weights * c1], 1).reshape(-1)
+        values = mapping_values(scores, self.prior_block_val, c0, c1, self.normalize)
         return self.merged_crow, col, values, (self.prior_block_col.shape[1], self.top_k)
 
     # ------------------------------------------------------------------ freezing
