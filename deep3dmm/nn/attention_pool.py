@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from deep3dmm.errors import ConfigError
-from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.attention_values import mapping_values
+from deep3dmm.nn.checks import check_features
 from deep3dmm.nn.clustered_topk import ClusteredTopK
 from deep3dmm.nn.config import (
     APPROXIMATE_SEARCH_EVERY,

@@ -87,7 +87,8 @@ def mapping_values(
         scores: ``(R, k)`` cosine scores of the picked columns (differentiable).
         prior: ``(R, w)`` padded prior block (constant), or ``None`` for the learned block
             alone.
-        c0, c1: scalar head weights (differentiable; ``c0`` unused without a prior).
+        c0: scalar weight of the prior head (differentiable; unused without a prior).
+        c1: scalar weight of the learned head (differentiable).
         normalize: ``"l1"`` or ``"softmax"``.
 
     Returns:

@@ -369,13 +369,16 @@ def sampled_dot(
     per-entry copy of ``a`` or ``b`` is built.
 
     Args:
+        crow: ``(R+1,)`` row pointers of the pattern.
+        col: ``(nnz,)`` column indices, distinct within a row.
+        a: ``(R, d)`` row vectors.
+        b: ``(N, d)`` column vectors.
         values: the products when they are known already (the attention search scored the
             pattern's entries to pick them): the forward returns them instead of computing
             them again. The caller vouches that they are ``<a_i, b_j>``.
 
-    Shapes:
-        crow ``(R+1,)``, col ``(nnz,)`` (column indices distinct within a row),
-        a ``(R, d)``, b ``(N, d)`` -> ``(nnz,)`` in entry order.
+    Returns:
+        ``(nnz,)`` in entry order.
     """
     return _SampledDot.apply(crow, col, a, b, values)
 
