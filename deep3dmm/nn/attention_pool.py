@@ -25,6 +25,7 @@ from deep3dmm.nn.sparse import (
     index_dtype,
     learned_spmm,
     register_csr,
+    regular_pointers,
     sampled_dot,
 )
 from deep3dmm.nn.topk import score_topk
@@ -231,10 +232,9 @@ class AttentionPool(nn.Module):
         fused = self.has_prior and mode == "fused"
         prior_width = int((self.prior_crow[1:] - self.prior_crow[:-1]).max()) if fused else 0
         self.index_dtype = index_dtype(self.out_vertices * (k + prior_width))
+        like = torch.empty(0, dtype=self.index_dtype)
         self.register_buffer(
-            "row_pointers",
-            torch.arange(0, self.out_vertices * k + 1, k, dtype=self.index_dtype),
-            persistent=False,
+            "row_pointers", regular_pointers(self.out_vertices, k, like), persistent=False
         )
         if fused:
             # One CSR holding both heads, so the fused P x is a single sparse product. Each
@@ -248,9 +248,7 @@ class AttentionPool(nn.Module):
             self.register_buffer("prior_block_val", vals, persistent=False)  # (V_out, w)
             width = cols.shape[1] + k
             self.register_buffer(
-                "merged_crow",
-                torch.arange(0, self.out_vertices * width + 1, width, dtype=self.index_dtype),
-                persistent=False,
+                "merged_crow", regular_pointers(self.out_vertices, width, like), persistent=False
             )
 
     def _init_rows(self, positions: np.ndarray, mean, std, noise: float) -> Tensor:

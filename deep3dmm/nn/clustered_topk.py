@@ -32,18 +32,13 @@ import math
 import torch
 from torch import Tensor
 
-from deep3dmm.nn.sparse import _sddmm, index_dtype
+from deep3dmm.nn.sparse import _sddmm, index_dtype, regular_pointers
 
 __all__ = ["ClusteredTopK"]
 
 
 def _unit(x: Tensor) -> Tensor:
     return x * torch.rsqrt((x * x).sum(0, keepdim=True).clamp_min(1e-24))
-
-
-def _row_pointers(rows: int, width: int, like: Tensor) -> Tensor:
-    """CSR row pointers of a regular ``(rows, width)`` pattern, in ``like``'s index dtype."""
-    return torch.arange(0, rows * width + 1, width, dtype=like.dtype, device=like.device)
 
 
 class ClusteredTopK:
@@ -153,7 +148,7 @@ class ClusteredTopK:
             return index
         if scores is None:  # certified rows were recomputed: score the picks
             scores = _sddmm(
-                _row_pointers(rows, index.shape[1], index), index.reshape(-1), (rows, n),
+                regular_pointers(rows, index.shape[1], index), index.reshape(-1), (rows, n),
                 queries.t().contiguous(), keys.t().contiguous(),
             ).view(rows, -1)  # fmt: skip
         return index, scores
@@ -168,7 +163,7 @@ class ClusteredTopK:
         cand = self.candidates
         rows, width = cand.shape
         q_rows, k_rows = queries.t().contiguous(), keys.t().contiguous()
-        pointers = _row_pointers(rows, width, cand)
+        pointers = regular_pointers(rows, width, cand)
         scores = _sddmm(pointers, cand.reshape(-1), (rows, k_rows.shape[0]), q_rows, k_rows)
         scores = scores.view(rows, width)
         if width == k:  # nothing to choose from: the last search's picks
@@ -247,7 +242,7 @@ class ClusteredTopK:
         rows, k = previous.shape
         probed = torch.zeros(clusters, clusters, dtype=torch.bool, device=index.device)
         probed[torch.arange(clusters, device=index.device)[:, None], near] = True
-        pointers = _row_pointers(rows, k, previous)
+        pointers = regular_pointers(rows, k, previous)
         scores = _sddmm(pointers, previous.reshape(-1), (rows, k_rows.shape[0]), q_rows, k_rows)
         scores = scores.view(rows, k).masked_fill(
             probed[group[:, None], assignment[previous]], float("-inf")

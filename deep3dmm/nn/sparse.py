@@ -20,6 +20,8 @@ from torch import Tensor, nn
 
 __all__ = [
     "index_dtype",
+    "regular_pointers",
+    "block_diagonal",
     "csr_parts",
     "register_csr",
     "csr_from_buffers",
@@ -43,6 +45,14 @@ def index_dtype(size: int) -> torch.dtype:
     halves the memory of the learned mappings' per-step index arrays.
     """
     return torch.int32 if size < 2**31 else torch.int64
+
+
+def regular_pointers(rows: int, width: int, like: Tensor) -> Tensor:
+    """CSR row pointers ``(rows+1,)`` of ``rows`` rows of ``width`` entries each.
+
+    In the index dtype and on the device of ``like`` (the pattern's column indices).
+    """
+    return torch.arange(0, rows * width + 1, width, dtype=like.dtype, device=like.device)
 
 
 def csr_parts(matrix) -> tuple[Tensor, Tensor, Tensor]:
@@ -156,15 +166,29 @@ def _batched_csr(module: nn.Module, name: str, batch: int) -> tuple[Tensor, Tens
     if key not in cache:
         base = name.removesuffix("_t")  # the transpose's columns are M's rows
         sources = int(getattr(module, f"{base}_shape")[0 if name != base else 1])
-        dtype = index_dtype(batch * max(sources, col.numel()) + 1)
-        shift = torch.arange(batch, dtype=dtype, device=col.device)
-        cols = (col.to(dtype)[None, :] + shift[:, None] * sources).reshape(-1)
-        starts = (crow[:-1].to(dtype)[None, :] + shift[:, None] * col.numel()).reshape(-1)
-        end = torch.tensor([batch * col.numel()], dtype=dtype, device=col.device)
         for old in [k for k in cache if k[0] == name]:
             del cache[old]
-        cache[key] = (cols, torch.cat([starts, end]), val.repeat(batch))
+        cache[key] = (*block_diagonal(col, crow, sources, batch), val.repeat(batch))
     return cache[key]
+
+
+def block_diagonal(indices: Tensor, offsets: Tensor, sources: int, batch: int):
+    """The CSR ``(indices, offsets)`` repeated block-diagonally ``batch`` times.
+
+    Copy ``b`` reads the rows ``indices + b * sources`` of the flattened ``(B * sources, C)``
+    input and its bags follow those of copy ``b - 1``; int32 while the entries fit
+    (:func:`index_dtype`).
+
+    Returns:
+        ``(indices (B*E,), offsets (B*R+1,))``.
+    """
+    dtype = index_dtype(batch * max(sources, indices.numel()) + 1)
+    indices, offsets = indices.to(dtype), offsets.to(dtype)
+    shift = torch.arange(batch, dtype=dtype, device=indices.device)
+    repeated = (indices[None, :] + shift[:, None] * sources).reshape(-1)
+    starts = (offsets[None, :-1] + shift[:, None] * indices.numel()).reshape(-1)
+    end = torch.tensor([batch * indices.numel()], dtype=dtype, device=indices.device)
+    return repeated, torch.cat([starts, end])
 
 
 def _bag_sum(
@@ -296,9 +320,7 @@ class _LearnedSpMM(torch.autograd.Function):
                 pieces = []
                 for block in col.view(rows, -1).split(ctx.blocks, dim=1):
                     width = block.shape[1]
-                    pointers = torch.arange(
-                        0, rows * width + 1, width, dtype=col.dtype, device=col.device
-                    )
+                    pointers = regular_pointers(rows, width, col)
                     sampled = _sddmm(pointers, block.reshape(-1), ctx.shape, grad, x)
                     pieces.append(sampled.view(rows, width))
                 grad_values = torch.cat(pieces, 1).reshape(-1)

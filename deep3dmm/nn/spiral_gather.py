@@ -26,7 +26,7 @@ import weakref
 import torch
 from torch import Tensor
 
-from deep3dmm.nn.sparse import _bag_sum, index_dtype
+from deep3dmm.nn.sparse import _bag_sum, block_diagonal, index_dtype
 
 __all__ = ["SpiralTables", "spiral_gather_linear", "spiral_matmul_gather"]
 
@@ -110,14 +110,8 @@ class SpiralTables:
                 # dy (B*V_out rows) -> dZ: one bag per (j, l)
                 "z_t": (self.z_t, self.z_t_offsets, self.vertices),
             }[name]
-            dtype = index_dtype(batch * max(source, index.numel()) + 1)
-            index, offsets = index.to(dtype), offsets.to(dtype)
-            shift = torch.arange(batch, dtype=dtype, device=index.device)
-            indices = (index[None, :] + shift[:, None] * source).reshape(-1)
-            starts = (offsets[None, :-1] + shift[:, None] * index.numel()).reshape(-1)
-            end = torch.tensor([batch * index.numel()], dtype=dtype, device=index.device)
             self._batched = {k: v for k, v in self._batched.items() if k[1] == batch}
-            self._batched[key] = (indices, torch.cat([starts, end]))
+            self._batched[key] = block_diagonal(index, offsets, source, batch)
         return self._batched[key]
 
     def batched_gather(self, batch: int) -> Tensor:

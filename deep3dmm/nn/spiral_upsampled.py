@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from deep3dmm.nn.sparse import index_dtype
+from deep3dmm.nn.sparse import block_diagonal, index_dtype
 from deep3dmm.nn.spiral_gather import _transpose_table, spiral_matmul_gather
 
 __all__ = ["UpsampledSpiralTables", "spiral_upsampled_linear"]
@@ -70,14 +70,8 @@ class UpsampledSpiralTables:
                 else (self.cols, self.offsets, self.vals)
             )
             source = self.vertices if transpose else self.coarse * self.length
-            dtype = index_dtype(batch * max(source, cols.numel()) + 1)
-            cols, offsets = cols.to(dtype), offsets.to(dtype)
-            shift = torch.arange(batch, dtype=dtype, device=cols.device)
-            cols_b = (cols[None, :] + shift[:, None] * source).reshape(-1)
-            starts = (offsets[None, :-1] + shift[:, None] * cols.numel()).reshape(-1)
-            end = torch.tensor([batch * cols.numel()], dtype=dtype, device=cols.device)
             self._batched = {k: v for k, v in self._batched.items() if k[1] == batch}
-            self._batched[key] = (cols_b, torch.cat([starts, end]), vals.repeat(batch))
+            self._batched[key] = (*block_diagonal(cols, offsets, source, batch), vals.repeat(batch))
         return self._batched[key]
 
 
