@@ -16,6 +16,7 @@ as one process with batch N*b.
 from __future__ import annotations
 
 import datetime
+import gc
 import logging
 import math
 import os
@@ -115,8 +116,14 @@ def init_distributed(device: str = "auto") -> DistributedContext:
 
 
 def shutdown_distributed() -> None:
-    """Leave the process group (no-op in a single process)."""
+    """Leave the process group (no-op in a single process).
+
+    Unreachable objects that still hold the group (a ``DistributedDataParallel`` in a
+    reference cycle) are collected first, while the group and the interpreter are alive:
+    freed later, during interpreter shutdown, gloo's teardown can abort the process.
+    """
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

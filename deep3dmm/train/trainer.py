@@ -23,6 +23,7 @@ on its shard, rank 0 validates, logs and writes.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import logging
 import math
@@ -570,6 +571,19 @@ class Trainer:
         if val_mm < self.stall["val_mm"] * (1.0 - self.config.train.min_delta):
             self.stall = {"epoch": self.epoch, "val_mm": val_mm}
 
+    def close(self) -> None:
+        """Release the ``DistributedDataParallel`` wrapper while the process group is alive.
+
+        The wrapper holds the process group (gloo's worker threads); the trainer can sit in
+        reference cycles (frames kept by exceptions that libraries caught), so without this
+        the wrapper is freed whenever the cyclic collector runs: possibly after
+        ``destroy_process_group`` or during interpreter shutdown, where gloo's teardown can
+        abort a run that succeeded. The plain model stays usable.
+        """
+        if self.ddp_model is not self.model:
+            self.ddp_model = self.model
+            gc.collect()
+
     def fit(self) -> TrainResult:
         """Train from the current epoch to ``train.epochs`` or until :meth:`converged`.
 
@@ -703,7 +717,10 @@ def train(
             logger.info("resumed %s after epoch %d", trainer.files.last, trainer.epoch)
     if resume and trainer.epoch >= trainer.config.train.epochs and context.is_main:
         logger.info("run already finished %d epochs; nothing to train", trainer.epoch)
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    finally:
+        trainer.close()
     if context.is_main:
         from deep3dmm.viz.curves import plot_curves
 

@@ -99,3 +99,44 @@ def test_two_processes_batch_4_equal_one_process_batch_8(tmp_path, spheres8, tin
     initial, _ = build_model(load_config(files.config), MeshHierarchy.load(files.hierarchy))
     moved = [(one["model"][k] - t).abs().max().item() for k, t in initial.state_dict().items()]
     assert max(moved) > 1e-5
+
+
+_RELEASE_SCRIPT = """
+import gc, sys
+import torch
+from deep3dmm.train import load_config, train
+from deep3dmm.train.distributed import init_distributed, shutdown_distributed
+
+context = init_distributed("cpu")
+gc.disable()  # only reference counting frees objects: nothing is left to a lucky collection
+train(load_config(sys.argv[1]), sys.argv[2], quiet=True)
+alive = sum(isinstance(o, torch.nn.parallel.DistributedDataParallel) for o in gc.get_objects())
+print(f"rank {context.rank}: {alive} DistributedDataParallel alive", flush=True)
+shutdown_distributed()
+"""
+
+
+def test_train_releases_the_ddp_wrapper_before_the_process_group_goes(
+    tmp_path, spheres8, tiny_config
+):
+    """When ``train()`` returns, no DDP wrapper (which holds the gloo process group) is left.
+
+    A wrapper kept alive by a reference cycle is freed whenever the cyclic collector runs,
+    possibly after ``destroy_process_group`` or during interpreter shutdown, where tearing
+    down gloo's worker threads can abort the process ("terminate called without an active
+    exception") after a training run that succeeded.
+    """
+    config = tmp_path / "run.toml"
+    save_config(tiny_config(spheres8.path, epochs=1, pool="attention"), config)
+    script = tmp_path / "release.py"
+    script.write_text(_RELEASE_SCRIPT)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node=2", str(script), str(config), str(tmp_path / "run")]  # fmt: skip
+    done = subprocess.run(
+        torchrun, env=environment(tmp_path), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(line for line in done.stdout.splitlines() if line.startswith("rank")) == [
+        "rank 0: 0 DistributedDataParallel alive",
+        "rank 1: 0 DistributedDataParallel alive",
+    ], done.stdout
