@@ -85,6 +85,10 @@ class ClusteredTopK:
         self.candidates: Tensor | None = None  # (R, width) the last search's best columns
         self.assignment: Tensor | None = None  # (N,) cluster of every key
         self.previous: Tensor | None = None  # (R, k) last call's result
+        # (R, k) ascending positions of the last rescoring's picks among the candidates and
+        # the (R, width) mask of them: a cache (None after a search), see _rescore
+        self.slots: Tensor | None = None
+        self.picked: Tensor | None = None
         self.last_certified = 1.0  # fraction of rows the bounds certified on the last call
 
     # ------------------------------------------------------------------ clustering
@@ -159,6 +163,11 @@ class ClusteredTopK:
         ``(R, k)`` each, ascending columns: the candidates are stored ascending and the picks
         keep candidate order (each pick goes to its rank among the row's picks, one cumulative
         sum over the row's pick mask; no sort, no boolean indexing).
+
+        Between searches the keys drift slowly and most rows keep their picks: a row whose
+        lowest picked score is strictly above its best unpicked one has the same (unique)
+        top-k as before, so only the other rows run ``topk`` (an (R, 48) ``topk`` costs more
+        than the SDDMM that scores the candidates). The result is the ``topk`` of every row.
         """
         cand = self.candidates
         rows, width = cand.shape
@@ -168,11 +177,25 @@ class ClusteredTopK:
         scores = scores.view(rows, width)
         if width == k:  # nothing to choose from: the last search's picks
             return cand, scores
+        if self.slots is None or self.slots.shape != (rows, k):
+            self.slots, self.picked = self._pick(scores, k)
+        else:
+            lowest = scores.gather(1, self.slots).amin(1)  # (R,)
+            best_other = scores.masked_fill(self.picked, float("-inf")).amax(1)  # (R,)
+            moved = (lowest <= best_other).nonzero().squeeze(1)  # rows whose picks may change
+            if moved.numel():
+                slots, picked = self._pick(scores.index_select(0, moved), k)
+                self.slots.index_copy_(0, moved, slots)
+                self.picked.index_copy_(0, moved, picked)
+        return cand.gather(1, self.slots), scores.gather(1, self.slots)
+
+    @staticmethod
+    def _pick(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """``(slots (R, k) ascending, mask (R, width) bool)`` of each row's ``k`` best scores."""
         top = scores.topk(k, dim=1, sorted=False).indices  # (R, k) slots, in any order
-        picked = torch.zeros(rows, width, dtype=torch.uint8, device=cand.device)
+        picked = torch.zeros(scores.shape, dtype=torch.uint8, device=scores.device)
         rank = picked.scatter_(1, top, 1).cumsum(1, dtype=top.dtype).gather(1, top) - 1
-        slots = torch.empty_like(top).scatter_(1, rank, top)  # the picked slots, ascending
-        return cand.gather(1, slots), scores.gather(1, slots)
+        return torch.empty_like(top).scatter_(1, rank, top), picked.bool()
 
     def _search(self, queries: Tensor, keys: Tensor) -> tuple[Tensor, Tensor | None]:
         """The clustered search: ``(index (R, k) long, any order; their scores or None)``."""
@@ -222,6 +245,7 @@ class ClusteredTopK:
                                       group, assignment, near)  # fmt: skip
         # ascending (see _rescore)
         self.candidates = index.sort(dim=1).values.to(index_dtype(n))
+        self.slots = self.picked = None
         if keep > k:  # the keep best are the candidates of the rescoring calls
             top = best.topk(k, dim=1, sorted=False)
             index, best = index.gather(1, top.indices), top.values

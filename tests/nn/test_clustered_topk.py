@@ -117,6 +117,31 @@ def test_calls_between_searches_rescore_the_candidates():
     assert search.searches == 3 and search.calls == 7
 
 
+def test_rescoring_that_keeps_unmoved_rows_equals_topk_of_every_row():
+    """Rescoring calls re-pick only the rows whose lowest pick no longer beats every other
+    candidate; over a long cycle with drifting keys (some rows change picks on each call,
+    most keep them) every call equals the candidates' top-k scored independently here."""
+    q, k = attention_like(21, 300, 13).float(), attention_like(21, 3000, 14).float()
+    search = ClusteredTopK(8, cluster_size=64, probes=6, search_every=12, width=14)
+    g = torch.Generator().manual_seed(15)
+    search(q, k)  # the search: candidates of the next 11 calls
+    candidates, last = search.candidates.clone(), None
+    changed = []
+    for call in range(1, 12):
+        q = unit(q + 0.0005 * torch.randn(q.shape, generator=g))
+        k = unit(k + 0.0005 * torch.randn(k.shape, generator=g))
+        index, scores = search(q, k, with_scores=True)
+        dense = (q.t()[:, None, :] * k.t()[candidates.long()]).sum(2)  # (R, 14)
+        ref = candidates.gather(1, dense.topk(8, dim=1).indices).sort(dim=1).values
+        assert torch.equal(index, ref), call
+        torch.testing.assert_close(scores, (q.t() @ k).gather(1, index.long()), rtol=0, atol=1e-5)
+        if last is not None:
+            changed.append(int((index != last).any(1).sum()))
+        last = index
+    assert search.searches == 1
+    assert all(0 < c < 300 // 2 for c in changed[:3]), changed  # rows do move, most do not
+
+
 def test_certified_search_searches_every_call():
     assert ClusteredTopK(4, certify=True, search_every=5).search_every == 1
 
