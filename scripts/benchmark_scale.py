@@ -11,7 +11,11 @@
 - ``scaling``: fixed vs attention pooling on templates made here by midpoint subdivision of
   the COMA template (5,023 / 20,018 / 79,936 vertices), batch 4; every configuration runs
   in its own subprocess (``python scripts/benchmark_scale.py worker ...``) so its peak RSS is
-  its own; a further subprocess per size alternates the two models' steps for the ratio.
+  its own; a further subprocess per size alternates the two models' steps for the ratio,
+  and a third model's: the attention model with its mappings frozen to constants
+  (``freeze_pooling``), which pays for no head (no search, scoring or value gradients) but
+  runs the same convolutions and sparse products: the floor of any attention head with
+  these top-k.
 
 Run alone: ``python scripts/benchmark_scale.py peer`` or ``... scaling [--sizes 0,1,2]``.
 """
@@ -235,9 +239,12 @@ def worker(args) -> dict:
     steps = []
     for pool in pools:
         torch.manual_seed(0)
-        model = MeshAutoencoder.build(hierarchy, conv="spiral", pool=pool,
+        model = MeshAutoencoder.build(hierarchy, conv="spiral",
+                                      pool="fixed" if pool == "fixed" else "attention",
                                       channels=(32, 32, 32, 64), latent=16,
                                       topk_search="auto").to(device)  # fmt: skip
+        if pool == "frozen":  # the attention mappings as constants: no head left to pay for
+            model.freeze_pooling()
         steps.append(train_step(model, data))
     # whole cycles of the approximate search (one clustered search, then rescoring steps),
     # timed by their mean: a median of a cycling cost would hide the searching step
@@ -248,7 +255,7 @@ def worker(args) -> dict:
     times, ratios = alternating(steps, repeats=repeats, warmup=1, device=device, mean=True)
     row = dict(vertices=hierarchy.num_vertices[0], pools=pools, batch=args.batch,
                build_s=round(build_s, 2), step_ms=[round(t * 1e3, 1) for t in times],
-               ratio=round(ratios[-1], 3), load_start=round(load_start, 1),
+               ratios=[round(r, 3) for r in ratios], load_start=round(load_start, 1),
                load_end=round(load_average(), 1),
                peak_rss_mb=round(peak_rss_mb()),
                rss_before_model_mb=round(rss_base))  # fmt: skip
@@ -315,12 +322,13 @@ def section_scaling(args) -> list[dict]:
     for level in sizes:
         fixed = run_worker(level, "fixed", args, build=True)  # also times the hierarchy build
         attention = run_worker(level, "attention", args, recall=True)
-        pair = run_worker(level, "fixed,attention", args)
+        pair = run_worker(level, "fixed,attention,frozen", args)
         row = dict(
             section="scaling", template=SIZES[level], vertices=fixed["vertices"],
             batch=args.scale_batch, build_s=fixed["build_s"],
             fixed_ms=fixed["step_ms"][0], attention_ms=attention["step_ms"][0],
-            ratio=pair["ratio"], fixed_rss_mb=fixed["peak_rss_mb"],
+            ratio=pair["ratios"][1], frozen_ms=pair["step_ms"][2],
+            floor_ratio=pair["ratios"][2], fixed_rss_mb=fixed["peak_rss_mb"],
             attention_rss_mb=attention["peak_rss_mb"],
             rss_ratio=round(attention["peak_rss_mb"] / fixed["peak_rss_mb"], 2),
             load=f"{fixed['load_start']}-{pair['load_end']}",
