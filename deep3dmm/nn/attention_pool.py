@@ -233,6 +233,11 @@ class AttentionPool(nn.Module):
         prior_width = int((self.prior_crow[1:] - self.prior_crow[:-1]).max()) if fused else 0
         self.index_dtype = index_dtype(self.out_vertices * (k + prior_width))
         like = torch.empty(0, dtype=self.index_dtype)
+        if self.approximate:
+            # The approximate search's last picks (V_out, k) (empty: none yet) are state: an
+            # eval-mode forward, freeze() and a checkpoint use them, so the mapping does not
+            # depend on how many calls came before (see _picks).
+            self.register_buffer("picks", torch.empty(0, k, dtype=self.index_dtype))
         self.register_buffer(
             "row_pointers", regular_pointers(self.out_vertices, k, like), persistent=False
         )
@@ -281,10 +286,16 @@ class AttentionPool(nn.Module):
         weights = mapping_values(scores, None, one * 0, one, self.normalize)
         return index, weights.view(self.out_vertices, self.top_k)
 
-    def _picks(self) -> tuple[Tensor, Tensor]:
+    def _picks(self, search: bool | None = None) -> tuple[Tensor, Tensor]:
         """``(indices (V_out, k), their cosine scores (V_out, k))``; see :meth:`attention`.
 
-        The scores are differentiable in the keys and queries.
+        The scores are differentiable in the keys and queries. Both searches keep state
+        between calls (the exact one last step's candidates, which decide near-ties; the
+        approximate one what it found before), used only with ``search`` (default: in
+        training mode). Otherwise the exact search starts from no candidates and the
+        approximate head scores its stored :attr:`picks` (searching once when it has none,
+        e.g. an older checkpoint), so the mapping is a function of the module's parameters
+        and buffers, whatever calls came before.
         """
         if self.mode == "prior" or self.frozen:
             raise ConfigError(
@@ -293,13 +304,23 @@ class AttentionPool(nn.Module):
         keys = _unit_columns(self.keys)  # (d, V_in)
         queries = _unit_columns(self.queries)  # (d, V_out)
         picked = None  # the picks' scores, when the search computed them
-        if self.approximate:
+        search = self.training if search is None else search
+        stored = self._buffers.get("picks")
+        stored = stored if stored is not None and stored.shape[0] == self.out_vertices else None
+        if self.approximate and (search or stored is None):
+            if self._clustered.previous is None and stored is not None:
+                self._clustered.previous = stored  # a loaded state: merged into the search
             index, picked = self._clustered(queries.detach(), keys.detach(), with_scores=True)
-            picked = picked.reshape(-1)
-        else:
+            picked = picked.reshape(-1) if search else None  # else scored as stored picks are
+            self.register_buffer("picks", index.to(self.index_dtype))
+        elif self.approximate:
+            index = stored
+        elif search:
             index, self._candidates, _ = score_topk(
                 queries, keys, self.top_k, candidates=self._candidates, chunk_rows=self.chunk_rows
             )
+        else:  # the full top-k, not last step's candidates: near-ties resolve the same way
+            index, _, _ = score_topk(queries, keys, self.top_k, chunk_rows=self.chunk_rows)
         index = index.to(self.index_dtype)
         # cos(q_i, k_j) for the k picked pairs only: an SDDMM, differentiable in q and k
         scores = sampled_dot(
@@ -307,13 +328,16 @@ class AttentionPool(nn.Module):
         )
         return index, scores.view(self.out_vertices, self.top_k)
 
-    def mapping(self) -> Tensor:
-        """The current ``P`` as a coalesced sparse COO tensor ``(V_out, V_in)`` (detached)."""
+    def mapping(self, *, search: bool | None = None) -> Tensor:
+        """The current ``P`` as a coalesced sparse COO tensor ``(V_out, V_in)`` (detached).
+
+        ``search``: run the approximate search (default: in training mode), see ``_picks``.
+        """
         shape = (self.out_vertices, self.in_vertices)
         if self.frozen:
             return csr_from_buffers(self, "frozen").detach().to_sparse_coo().coalesce()
         with torch.no_grad():
-            crow, col, values, blocks = self._learned_csr()
+            crow, col, values, blocks = self._learned_csr(search)
             counts = crow[1:] - crow[:-1]
             rows = torch.repeat_interleave(
                 torch.arange(self.out_vertices, device=crow.device), counts
@@ -322,7 +346,7 @@ class AttentionPool(nn.Module):
                 torch.stack([rows, col.long()]), values, shape, check_invariants=False
             ).coalesce()
 
-    def _learned_csr(self):
+    def _learned_csr(self, search: bool | None = None):
         """CSR arrays of the current ``P`` (values carry gradients), uncoalesced.
 
         Returns:
@@ -332,7 +356,7 @@ class AttentionPool(nn.Module):
         """
         if self.mode == "prior":
             return self.prior_crow, self.prior_col, self.prior_val, None
-        index, scores = self._picks()
+        index, scores = self._picks(search)
         c0, c1 = self._coefficients()
         if self.mode == "learned":
             values = mapping_values(scores, None, c0, c1, self.normalize)
@@ -350,7 +374,7 @@ class AttentionPool(nn.Module):
         """
         if self.frozen:
             return
-        p = self.mapping()
+        p = self.mapping(search=False)  # the stored picks of an approximate head, as in eval
         keep = p.values() != 0  # exact zeros (e.g. w1 = 0) are not stored
         indices, values = p.indices()[:, keep].cpu().numpy(), p.values()[keep].cpu().numpy()
         import scipy.sparse as sp
@@ -363,7 +387,7 @@ class AttentionPool(nn.Module):
             if hasattr(self, name):
                 delattr(self, name)
         self._candidates = self._clustered = None
-        for name in ("row_pointers", "merged_crow", "prior_block_col", "prior_block_val"):
+        for name in ("row_pointers", "merged_crow", "prior_block_col", "prior_block_val", "picks"):
             if hasattr(self, name):
                 delattr(self, name)
         register_csr(self, "frozen", matrix)
@@ -372,6 +396,10 @@ class AttentionPool(nn.Module):
         self.frozen = True
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if self.approximate and self.mode != "prior" and not self.frozen:  # older checkpoints
+            like = self.row_pointers.new_empty(0, self.top_k, dtype=self.index_dtype)
+            stored = state_dict.setdefault(prefix + "picks", like)
+            self.register_buffer("picks", torch.empty_like(stored, device=like.device))
         # A frozen mapping's nnz depends on the trained weights: adopt the stored sizes.
         if self.frozen:
             for name in _FROZEN:

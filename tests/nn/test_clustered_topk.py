@@ -162,3 +162,49 @@ def test_scores_returned_with_the_picks_are_their_products_on_every_path():
             torch.testing.assert_close(scores, dense, rtol=0, atol=1e-5)
             q = unit(q + 0.01 * torch.randn(q.shape, generator=g))
             k = unit(k + 0.01 * torch.randn(k.shape, generator=g))
+
+
+def _approximate_model(hierarchy, seed=0):
+    """A spiral/attention model whose heads use a deliberately weak clustered search (one
+    probed cluster of 8 keys, a new search on every 3rd call): its picks depend on the calls
+    before, as at scan resolution."""
+    torch.manual_seed(seed)
+    model = MeshAutoencoder.build(hierarchy, conv="spiral", pool="attention", channels=(8, 8),
+                                  latent=4, top_k=(4, 8), topk_search="approximate")  # fmt: skip
+    for module in model.modules():
+        if isinstance(module, AttentionPool):
+            module._clustered = ClusteredTopK(module.top_k, cluster_size=8, probes=1,
+                                              search_every=3)  # fmt: skip
+    return model
+
+
+def test_approximate_heads_in_eval_mode_are_a_function_of_the_state(small_hierarchy, tmp_path):
+    """After training steps, eval-mode outputs do not change from call to call (the stateful
+    search does not run), a state_dict round trip into a fresh model reproduces them (the
+    picks are saved), and so does the frozen model; an older state_dict without picks
+    still loads (its first eval call searches)."""
+    model = _approximate_model(small_hierarchy)
+    x = torch.randn(3, small_hierarchy.num_vertices[0], 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(7):
+        optimizer.zero_grad()
+        (model(x) - x).abs().mean().backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        outputs = [model(x) for _ in range(7)]
+    for out in outputs[1:]:
+        assert torch.equal(out, outputs[0])
+    state = model.state_dict()
+    assert sum(name.endswith(".picks") for name in state) == 4
+    torch.save(state, tmp_path / "model.pt")
+    loaded = _approximate_model(small_hierarchy, seed=1)
+    loaded.load_state_dict(torch.load(tmp_path / "model.pt"))
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), outputs[0])
+        torch.testing.assert_close(loaded.freeze_pooling()(x), outputs[0], rtol=0, atol=1e-6)
+    older = {k: v for k, v in state.items() if not k.endswith(".picks")}
+    again = _approximate_model(small_hierarchy, seed=1)
+    again.load_state_dict(older)
+    assert again.eval()(x).shape == x.shape
