@@ -135,8 +135,10 @@ class AttentionPool(nn.Module):
             row's ``1.5 k`` best columns of the last search), its recall of the exact top-k
             measured in docs/benchmarks.md; ``"auto"``: exact up to
             :data:`AUTO_EXACT_SCORES` scores per level (every COMA-sized mesh), approximate
-            above (scan resolution). Default ``"exact"``: an approximate search (and a
-            resume that is not bit-exact) only when asked for by name.
+            above (scan resolution). Default ``"exact"``: an approximate search only when
+            asked for by name. The approximate search's state (its last picks as the
+            ``picks`` buffer, its call counters, candidates and key clusters) is part of the
+            ``state_dict``, so a resumed run repeats the steps of an uninterrupted one.
 
     Shapes:
         - input: ``(B, V_in, C)``
@@ -395,11 +397,23 @@ class AttentionPool(nn.Module):
             setattr(self, name, getattr(self, name).to(device))
         self.frozen = True
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self._searching():  # the approximate search's state: a resume repeats its calls
+            for name, tensor in self._clustered.state().items():
+                destination[prefix + "search_" + name] = tensor
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        if self.approximate and self.mode != "prior" and not self.frozen:  # older checkpoints
+        if self._searching():  # older checkpoints hold no picks and no search state
             like = self.row_pointers.new_empty(0, self.top_k, dtype=self.index_dtype)
             stored = state_dict.setdefault(prefix + "picks", like)
             self.register_buffer("picks", torch.empty_like(stored, device=like.device))
+            keys = [name for name in ClusteredTopK.STATE if prefix + "search_" + name in state_dict]
+            device = like.device
+            self._clustered.restore(
+                {name: state_dict.pop(prefix + "search_" + name).to(device) for name in keys}
+            )
+            self._clustered.previous = None  # taken from the picks on the next search
         # A frozen mapping's nnz depends on the trained weights: adopt the stored sizes.
         if self.frozen:
             for name in _FROZEN:
@@ -407,6 +421,10 @@ class AttentionPool(nn.Module):
                 if stored is not None and stored.shape != getattr(self, name).shape:
                     setattr(self, name, torch.empty_like(stored, device=getattr(self, name).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _searching(self) -> bool:
+        """True for a learned head that runs the (stateful) approximate search."""
+        return self.approximate and self._clustered is not None and self.mode != "prior"
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor) -> Tensor:

@@ -91,6 +91,33 @@ class ClusteredTopK:
         self.picked: Tensor | None = None
         self.last_certified = 1.0  # fraction of rows the bounds certified on the last call
 
+    # ------------------------------------------------------------------ state
+    #: Names of :meth:`state`'s tensors.
+    STATE = ("counters", "candidates", "assignment")
+
+    def state(self) -> dict[str, Tensor]:
+        """The search's state as tensors (checkpoints), besides its last result.
+
+        ``counters`` ``[calls, searches]``, ``candidates`` (R, width) and the key clusters
+        ``assignment`` (N,) (empty when there are none yet). With :attr:`previous` (the
+        caller's stored picks) a restored search repeats the calls of the saved one exactly.
+        """
+        none = torch.empty(0, dtype=torch.int64)
+        return {
+            "counters": torch.tensor([self.calls, self.searches], dtype=torch.int64),
+            "candidates": none if self.candidates is None else self.candidates,
+            "assignment": none if self.assignment is None else self.assignment,
+        }
+
+    def restore(self, state: dict[str, Tensor]) -> None:
+        """Adopt a :meth:`state` (missing entries: as a new search has them)."""
+        counters = state.get("counters")
+        self.calls, self.searches = (0, 0) if counters is None else map(int, counters.tolist())
+        candidates, assignment = state.get("candidates"), state.get("assignment")
+        self.candidates = None if candidates is None or not candidates.numel() else candidates
+        self.assignment = None if assignment is None or not assignment.numel() else assignment
+        self.slots = self.picked = None
+
     # ------------------------------------------------------------------ clustering
     def _nearest(self, points: Tensor, centroids: Tensor) -> Tensor:
         """Index of the nearest (largest-cosine) centroid for each column of ``points``."""
