@@ -74,6 +74,28 @@ def test_killed_mid_epoch_and_resumed_equals_straight(preset, spheres, tmp_path,
     assert_same_state(reference, load_checkpoint(RunFiles(killed).last))
 
 
+@pytest.mark.slow
+def test_approximate_search_killed_mid_epoch_and_resumed_equals_straight(
+    spheres, tmp_path, tiny_config
+):
+    """The same with the clustered (approximate) top-k search, which keeps state between
+    steps (a search every 16th call, candidates, key clusters): it is saved with the model,
+    so the resumed run takes the uninterrupted run's steps (it diverged before)."""
+
+    def config():
+        base = preset_config(tiny_config, spheres, "deep3dmm-spiral", 3)
+        return replace(base, model=replace(base.model, topk_search="approximate"))
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(config(), straight, quiet=True)
+    crash_at(config(), killed, epoch=2, step=1)
+    assert load_checkpoint(RunFiles(killed).last)["epoch"] == 2
+    train(config(), killed, resume=True, quiet=True)
+    reference = load_checkpoint(RunFiles(straight).last)
+    assert any(".search_counters" in name for name in reference["model"])
+    assert_same_state(reference, load_checkpoint(RunFiles(killed).last))
+
+
 def test_damaged_last_checkpoint_is_named_and_never_skipped_silently(
     spheres, tmp_path, tiny_config, capsys
 ):
