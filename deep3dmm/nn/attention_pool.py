@@ -220,6 +220,7 @@ class AttentionPool(nn.Module):
         self.frozen = False
         self._candidates = None  # last step's wider top-k sets (a hint; see score_topk)
         self._prepared = None  # the next forward's mapping, computed ahead (see prepare)
+        self._eval_csr = None  # (state key, mapping) reused outside training (_current_csr)
         if mode == "prior":
             return
         mean = in_vertices.mean(0) if mean is None else np.asarray(mean, dtype=np.float64)
@@ -388,7 +389,7 @@ class AttentionPool(nn.Module):
         for name in ("keys", "queries", "weight"):
             if hasattr(self, name):
                 delattr(self, name)
-        self._candidates = self._clustered = None
+        self._candidates = self._clustered = self._eval_csr = None
         for name in ("row_pointers", "merged_crow", "prior_block_col", "prior_block_val", "picks"):
             if hasattr(self, name):
                 delattr(self, name)
@@ -435,9 +436,27 @@ class AttentionPool(nn.Module):
         if self.mode == "prior":
             return batched_constant_spmm(self, "prior", x)
         prepared, self._prepared = self._prepared, None
-        crow, col, values, blocks = self._learned_csr() if prepared is None else prepared
+        crow, col, values, blocks = self._current_csr() if prepared is None else prepared
         shape = (self.out_vertices, self.in_vertices)
         return learned_spmm(crow, col, values.to(x.dtype), shape, x, blocks=blocks)
+
+    def _current_csr(self):
+        """:meth:`_learned_csr`, kept between calls while it cannot change.
+
+        Outside training and without gradients (validation, evaluation, rendering) the
+        mapping is a function of the keys, queries, ``w`` and stored picks (see ``_picks``):
+        it is computed once and reused until one of them is replaced or updated in place
+        (their version counters move, as an optimizer step or ``load_state_dict`` makes
+        them), so only the first batch pays for the head.
+        """
+        if self.training or torch.is_grad_enabled():
+            self._eval_csr = None
+            return self._learned_csr()
+        state = [self.keys, self.queries, getattr(self, "weight", None), self._buffers.get("picks")]
+        key = tuple((t.data_ptr(), t._version, t.device) for t in state if t is not None)
+        if self._eval_csr is None or self._eval_csr[0] != key:
+            self._eval_csr = (key, self._learned_csr())
+        return self._eval_csr[1]
 
     def prepare(self) -> None:
         """Compute the learned mapping of the next :meth:`forward` now.
@@ -448,7 +467,7 @@ class AttentionPool(nn.Module):
         mapping; :meth:`discard` drops it unused. Same numbers either way.
         """
         if not (self.frozen or self.mode == "prior"):
-            self._prepared = self._learned_csr()
+            self._prepared = self._current_csr()
 
     def discard(self) -> None:
         """Drop a mapping :meth:`prepare` made that no forward used."""

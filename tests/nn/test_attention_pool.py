@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -271,3 +273,38 @@ def test_frozen_product_both_paths_equal_the_dense_mapping(small_hierarchy, chan
     (ref,) = torch.autograd.grad((want * probe).sum(), x)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
     assert ("_batched_csr" in pool.__dict__) == (channels == 64)
+
+
+def test_eval_mapping_is_computed_once_while_the_parameters_stay(small_hierarchy, monkeypatch):
+    """Under no_grad in eval mode the learned mapping is reused from call to call (equal
+    outputs, one computation); an optimizer step or a state_dict load recomputes it; with
+    gradients or in training mode it is computed on every call."""
+    from deep3dmm.nn import MeshAutoencoder
+
+    torch.manual_seed(0)
+    model = MeshAutoencoder.build(small_hierarchy, conv="spiral", pool="attention",
+                                  channels=(8, 8), latent=4, top_k=(4, 8))  # fmt: skip
+    x = torch.randn(2, small_hierarchy.num_vertices[0], 3)
+    computed = []
+    original = AttentionPool._learned_csr
+    monkeypatch.setattr(AttentionPool, "_learned_csr",
+                        lambda self, *a: computed.append(self) or original(self, *a))  # fmt: skip
+    pools = sum(isinstance(m, AttentionPool) for m in model.modules())
+    model.eval()
+    with torch.no_grad():
+        first = model(x)
+        assert len(computed) == pools
+        assert torch.equal(model(x), first) and len(computed) == pools  # reused
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    (model(x) - x).abs().mean().backward()
+    optimizer.step()
+    model.eval()
+    computed.clear()
+    with torch.no_grad():
+        stepped = model(x)
+        assert len(computed) == pools and not torch.equal(stepped, first)
+        model.load_state_dict(copy.deepcopy(model.state_dict()))  # in-place copies
+        assert torch.equal(model(x), stepped) and len(computed) == 2 * pools
+    model(x).sum().backward()  # gradients wanted: computed again, with the graph
+    assert len(computed) == 3 * pools and model.down_pools[0].keys.grad is not None
