@@ -318,8 +318,13 @@ class Trainer:
         )  # (N_train, V, 3)
         self.ddp_model = self.model
         if self.context.distributed:
+            # No buffer broadcast before every forward: the models' buffers are the
+            # hierarchy's constant tables (spirals, D/U, Laplacians: 15 MB at 80k vertices)
+            # and attention picks recomputed from the synchronised parameters in that forward.
             self.ddp_model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False,
             )
 
     def __repr__(self) -> str:
