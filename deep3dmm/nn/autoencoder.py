@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -9,10 +11,12 @@ from torch import Tensor, nn
 from deep3dmm.errors import CheckpointError, ConfigError, TopologyMismatchError
 from deep3dmm.nn.attention_pool import AttentionPool
 from deep3dmm.nn.cheb_conv import ChebConv
-from deep3dmm.nn.config import ModelConfig
+from deep3dmm.nn.config import AUTO_EXACT_SCORES, ModelConfig
 from deep3dmm.nn.fixed_pool import FixedPool
 from deep3dmm.nn.spiral_conv import SpiralConv
 from deep3dmm.nn.variational import gaussian_kl, reparameterize
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MeshAutoencoder", "ACTIVATION_LAYERS"]
 
@@ -137,6 +141,7 @@ class MeshAutoencoder(nn.Module):
             self.up_pools.append(pool(level, down=False))
             self.decoder_convs.append(conv(level, c_in, channels[level]))
         self.output_conv = conv(0, channels[0], opts.in_channels)
+        _say_approximate_levels(self.down_pools, self.up_pools, opts.topk_search)
         # in place where the layer can be: the conv output it overwrites is needed by no
         # backward (the convs and pools keep their inputs), so one activation-sized tensor
         # per layer is not kept for the backward
@@ -284,6 +289,27 @@ class MeshAutoencoder(nn.Module):
             f"channels={list(o.channels)}, vertices={self.num_vertices}, frozen={self.frozen}"
             + (f", variational=True, beta={o.beta:g}" if o.variational else "")
         )
+
+
+_SAID: set[tuple[str, ...]] = set()  # approximate level lists already logged
+
+
+def _say_approximate_levels(down_pools, up_pools, topk_search: str) -> None:
+    """Log once per process which levels ``topk_search="auto"`` gave the approximate search."""
+    chosen = tuple(
+        f"{p.out_vertices}<-{p.in_vertices}"
+        for p in (*down_pools, *up_pools)
+        if isinstance(p, AttentionPool) and p.approximate and p.mode != "prior"
+    )
+    if topk_search != "auto" or not chosen or chosen in _SAID:
+        return
+    _SAID.add(chosen)
+    log.info(
+        "attention top-k: approximate clustered search on the mappings %s (above %.0e scores "
+        "per step; recall in docs/benchmarks.md), exact elsewhere; --topk-search exact "
+        "scores every pair",
+        ", ".join(chosen), AUTO_EXACT_SCORES,
+    )  # fmt: skip
 
 
 def _kept_vertices(conv: nn.Module, pool: nn.Module) -> Tensor | None:

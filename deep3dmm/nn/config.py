@@ -80,7 +80,7 @@ class ModelConfig:
         attention_mode: ``"fused"`` (paper) | ``"learned"`` (no prior) | ``"prior"``.
         attention_normalize: ``"l1"`` (paper) or ``"softmax"``.
         topk_search: ``"exact"`` (dense scores), ``"approximate"`` (clustered keys, recall
-            measured in docs/benchmarks.md) or ``"auto"`` (exact up to
+            measured in docs/benchmarks.md) or ``"auto"`` (the default: exact up to
             :data:`AUTO_EXACT_SCORES` scores per level, approximate above).
         in_channels: per-vertex input channels (3 for positions).
         variational: a variational autoencoder (VAE): the encoder outputs a mean and a
@@ -111,8 +111,8 @@ class ModelConfig:
     attention_mode: str = _option("fused", "attention mapping (ablations)", choices=ATTENTION_MODES)
     attention_normalize: str = _option("l1", "attention row normalisation", choices=NORMALIZATIONS)
     topk_search: str = _option(
-        "exact", "attention top-k search (exact: dense scores; approximate: clustered keys; "
-        "auto: exact below 5e7 scores per level, approximate above)", choices=TOPK_SEARCHES,
+        "auto", "attention top-k search (exact: dense scores; approximate: clustered keys; "
+        "auto: exact up to 5e7 scores per level, approximate above)", choices=TOPK_SEARCHES,
     )  # fmt: skip
     in_channels: int = _option(3, "per-vertex input channels", minimum=1)
     variational: bool = _option(

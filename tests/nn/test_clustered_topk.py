@@ -236,3 +236,26 @@ def test_approximate_training_resumes_bit_identical_from_a_state_dict(small_hier
     run(resumed, resumed_optimizer, 5)
     for (name, a), b in zip(model.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_default_search_is_exact_on_coma_sized_levels_and_approximate_at_scan_size(caplog):
+    """``topk_search="auto"`` is the default: a level with more than AUTO_EXACT_SCORES pairs
+    (here 10,241 <- 40,962 vertices, 4.2e8) gets the approximate search, the coarser ones the
+    exact one, and the model says which levels in one log line."""
+    import logging
+
+    from deep3dmm.mesh import MeshHierarchy, shapes
+    from deep3dmm.nn.config import AUTO_EXACT_SCORES, ModelConfig
+
+    assert ModelConfig().topk_search == "auto"
+    hierarchy = MeshHierarchy.build(shapes.icosphere(6), factors=(4, 4), spiral_length=9)
+    with caplog.at_level(logging.INFO, logger="deep3dmm"):
+        model = MeshAutoencoder.build(hierarchy, conv="spiral", pool="attention",
+                                      channels=(8, 8), latent=4)  # fmt: skip
+    pools = [m for m in model.modules() if isinstance(m, AttentionPool)]
+    for pool in pools:
+        assert pool.approximate == (pool.in_vertices * pool.out_vertices > AUTO_EXACT_SCORES)
+    assert sum(p.approximate for p in pools) == 2  # the level-0 down and up mappings
+    said = [r.getMessage() for r in caplog.records]
+    said = [line for line in said if "approximate clustered search" in line]
+    assert len(said) == 1 and "10241<-40962" in said[0] and "40962<-10241" in said[0]
