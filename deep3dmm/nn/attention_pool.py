@@ -313,8 +313,6 @@ class AttentionPool(nn.Module):
         stored = self._buffers.get("picks")
         stored = stored if stored is not None and stored.shape[0] == self.out_vertices else None
         if self.approximate and (search or stored is None):
-            if self._clustered.previous is None and stored is not None:
-                self._clustered.previous = stored  # a loaded state: merged into the search
             index, picked = self._clustered(queries.detach(), keys.detach(), with_scores=True)
             picked = picked.reshape(-1) if search else None  # else scored as stored picks are
             self.register_buffer("picks", index.to(self.index_dtype))
@@ -416,7 +414,6 @@ class AttentionPool(nn.Module):
             self._clustered.restore(
                 {name: state_dict.pop(prefix + "search_" + name).to(device) for name in keys}
             )
-            self._clustered.previous = None  # taken from the picks on the next search
         # A frozen mapping's nnz depends on the trained weights: adopt the stored sizes.
         if self.frozen:
             for name in _FROZEN:
@@ -424,6 +421,9 @@ class AttentionPool(nn.Module):
                 if stored is not None and stored.shape != getattr(self, name).shape:
                     setattr(self, name, torch.empty_like(stored, device=getattr(self, name).device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self._searching():  # the loaded picks are the search's last result
+            loaded = self.picks.shape[0] == self.out_vertices
+            self._clustered.previous = self.picks if loaded else None
 
     def _searching(self) -> bool:
         """True for a learned head that runs the (stateful) approximate search."""

@@ -85,10 +85,9 @@ class ClusteredTopK:
         self.candidates: Tensor | None = None  # (R, width) the last search's best columns
         self.assignment: Tensor | None = None  # (N,) cluster of every key
         self.previous: Tensor | None = None  # (R, k) last call's result
-        # (R, k) ascending positions of the last rescoring's picks among the candidates and
-        # the (R, width) mask of them: a cache (None after a search), see _rescore
+        # (R, k) ascending positions of the last rescoring's picks among the candidates: a
+        # cache (None after a search), see _rescore
         self.slots: Tensor | None = None
-        self.picked: Tensor | None = None
         self.last_certified = 1.0  # fraction of rows the bounds certified on the last call
 
     # ------------------------------------------------------------------ state
@@ -116,7 +115,7 @@ class ClusteredTopK:
         candidates, assignment = state.get("candidates"), state.get("assignment")
         self.candidates = None if candidates is None or not candidates.numel() else candidates
         self.assignment = None if assignment is None or not assignment.numel() else assignment
-        self.slots = self.picked = None
+        self.slots = None
 
     # ------------------------------------------------------------------ clustering
     def _nearest(self, points: Tensor, centroids: Tensor) -> Tensor:
@@ -205,24 +204,23 @@ class ClusteredTopK:
         if width == k:  # nothing to choose from: the last search's picks
             return cand, scores
         if self.slots is None or self.slots.shape != (rows, k):
-            self.slots, self.picked = self._pick(scores, k)
+            self.slots = self._pick(scores, k)
         else:
             lowest = scores.gather(1, self.slots).amin(1)  # (R,)
-            best_other = scores.masked_fill(self.picked, float("-inf")).amax(1)  # (R,)
-            moved = (lowest <= best_other).nonzero().squeeze(1)  # rows whose picks may change
+            picked = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+            best_other = scores.masked_fill(picked.scatter_(1, self.slots, True), -torch.inf)
+            moved = (lowest <= best_other.amax(1)).nonzero().squeeze(1)  # picks may change
             if moved.numel():
-                slots, picked = self._pick(scores.index_select(0, moved), k)
-                self.slots.index_copy_(0, moved, slots)
-                self.picked.index_copy_(0, moved, picked)
+                self.slots.index_copy_(0, moved, self._pick(scores.index_select(0, moved), k))
         return cand.gather(1, self.slots), scores.gather(1, self.slots)
 
     @staticmethod
-    def _pick(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """``(slots (R, k) ascending, mask (R, width) bool)`` of each row's ``k`` best scores."""
+    def _pick(scores: Tensor, k: int) -> Tensor:
+        """Ascending positions ``(R, k)`` of each row's ``k`` best scores."""
         top = scores.topk(k, dim=1, sorted=False).indices  # (R, k) slots, in any order
         picked = torch.zeros(scores.shape, dtype=torch.uint8, device=scores.device)
         rank = picked.scatter_(1, top, 1).cumsum(1, dtype=top.dtype).gather(1, top) - 1
-        return torch.empty_like(top).scatter_(1, rank, top), picked.bool()
+        return torch.empty_like(top).scatter_(1, rank, top)
 
     def _search(self, queries: Tensor, keys: Tensor) -> tuple[Tensor, Tensor | None]:
         """The clustered search: ``(index (R, k) long, any order; their scores or None)``."""
@@ -272,7 +270,7 @@ class ClusteredTopK:
                                       group, assignment, near)  # fmt: skip
         # ascending (see _rescore)
         self.candidates = index.sort(dim=1).values.to(index_dtype(n))
-        self.slots = self.picked = None
+        self.slots = None
         if keep > k:  # the keep best are the candidates of the rescoring calls
             top = best.topk(k, dim=1, sorted=False)
             index, best = index.gather(1, top.indices), top.values
